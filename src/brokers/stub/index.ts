@@ -1,0 +1,1 @@
+export { StubBroker, type DeadLetter, type StubBrokerOptions } from "./stub-broker.js";

@@ -1,0 +1,134 @@
+/**
+ * Retries: a message whose actor throws is enqueued again after an
+ * exponential backoff, with `retries`, `traceback` and `requeue_timestamp`
+ * recorded in its options the way Python Dramatiq records them, until
+ * `maxRetries` is reached; then it is failed and dead-lettered.
+ */
+
+import type { Actor } from "../actor.js";
+import type { Broker } from "../broker.js";
+import { ActorNotFoundError, Retry } from "../errors.js";
+import { getLogger } from "../logger.js";
+import { canonicalQueueName } from "../message/queue-names.js";
+import type { MessageProxy } from "../worker/message-proxy.js";
+import { computeBackoff, MAX_BACKOFF_CAP } from "./backoff.js";
+import { Middleware, type ProcessOutcome } from "./middleware.js";
+import { findActor, resolveOption } from "./options.js";
+
+/** Options of the Retries middleware: defaults for actors and messages that set none. */
+export interface RetriesOptions {
+  /** @defaultValue 20 */
+  maxRetries?: number | null;
+  /** Backoff base in ms. @defaultValue 15000 */
+  minBackoff?: number;
+  /** Backoff ceiling in ms, capped at 7 days. @defaultValue 604800000 */
+  maxBackoff?: number;
+}
+
+/** Longest traceback text stored in a message, in characters, so retried bodies stay small. */
+const MAX_TRACEBACK_LENGTH = 8000;
+
+export class Retries extends Middleware {
+  override readonly actorOptions: ReadonlySet<string> = new Set([
+    "maxRetries",
+    "minBackoff",
+    "maxBackoff",
+    "retryWhen",
+    "throws",
+    "onRetryExhausted",
+  ]);
+
+  readonly maxRetries: number | null;
+  readonly minBackoff: number;
+  readonly maxBackoff: number;
+  private readonly logger = getLogger("melodramatiq.middleware.Retries");
+
+  constructor(options: RetriesOptions = {}) {
+    super();
+    this.maxRetries = options.maxRetries === undefined ? 20 : options.maxRetries;
+    this.minBackoff = options.minBackoff ?? 15000;
+    this.maxBackoff = options.maxBackoff ?? MAX_BACKOFF_CAP;
+  }
+
+  override async afterProcessMessage(broker: Broker, message: MessageProxy, outcome: ProcessOutcome): Promise<void> {
+    const { error } = outcome;
+    if (error === undefined || error instanceof ActorNotFoundError) {
+      return;
+    }
+
+    const actor = findActor(broker, message.actorName);
+    const logFields = { messageId: message.messageId, actorName: message.actorName };
+    const throws = resolveOption(message.options, actor, "throws", undefined, "or");
+    if (Array.isArray(throws) && throws.some((errorClass) => typeof errorClass === "function" && error instanceof errorClass)) {
+      this.logger.info({ ...logFields, err: error }, `Aborting message '${message.messageId}': ${error.name} is listed in throws.`);
+      message.fail(error);
+      return;
+    }
+
+    const options = message.options;
+    const attempts = readCount(options["retries"]);
+    options["retries"] = attempts + 1;
+    options["traceback"] = (error.stack ?? `${error.name}: ${error.message}`).slice(0, MAX_TRACEBACK_LENGTH);
+    const now = Date.now();
+    options["requeue_timestamp"] = now;
+
+    if (this.isExhausted(message, actor, attempts, error)) {
+      const maxRetries = resolveOption(options, actor, "maxRetries", this.maxRetries);
+      this.logger.warn(logFields, `Retries exceeded for message '${message.messageId}'.`);
+      message.fail(error);
+      await this.notifyExhausted(broker, message, attempts, maxRetries);
+      return;
+    }
+
+    const delay = error instanceof Retry && error.delay !== undefined ? error.delay : this.backoffFor(message, actor, attempts);
+    this.logger.info({ ...logFields, delay }, `Retrying message '${message.messageId}' in ${delay} milliseconds.`);
+    await broker.enqueue(message.message.copy({ queueName: canonicalQueueName(message.queueName) }), { delay, now });
+    message.retryScheduled = true;
+  }
+
+  private isExhausted(message: MessageProxy, actor: Actor | undefined, attempts: number, error: Error): boolean {
+    const retryWhen = resolveOption(message.options, actor, "retryWhen", undefined);
+    if (typeof retryWhen === "function") {
+      return !(retryWhen as (retries: number, error: Error) => boolean)(attempts, error);
+    }
+
+    const maxRetries = resolveOption(message.options, actor, "maxRetries", this.maxRetries);
+    if (maxRetries === null) {
+      return false;
+    }
+
+    return attempts >= readCount(maxRetries, this.maxRetries ?? 0);
+  }
+
+  private backoffFor(message: MessageProxy, actor: Actor | undefined, attempts: number): number {
+    const minBackoff = readCount(resolveOption(message.options, actor, "minBackoff", this.minBackoff), this.minBackoff);
+    const maxBackoff = readCount(resolveOption(message.options, actor, "maxBackoff", this.maxBackoff), this.maxBackoff);
+    return computeBackoff(attempts, minBackoff, Math.min(maxBackoff, MAX_BACKOFF_CAP));
+  }
+
+  private async notifyExhausted(broker: Broker, message: MessageProxy, attempts: number, maxRetries: unknown): Promise<void> {
+    const target = resolveOption(message.options, findActor(broker, message.actorName), "onRetryExhausted", undefined, "or");
+    if (typeof target !== "string" || target === "") {
+      return;
+    }
+
+    const callback = findActor(broker, target);
+    if (callback === undefined) {
+      this.logger.error({ messageId: message.messageId, actorName: message.actorName, callback: target }, `onRetryExhausted actor '${target}' is not declared; no notification sent.`);
+      return;
+    }
+
+    await callback.sendWithOptions({ args: [message.message.toDict(), { retries: attempts, max_retries: maxRetries }] });
+  }
+}
+
+/** Reads a non-negative integer option, falling back when it is of the wrong type. */
+function readCount(value: unknown, fallback = 0): number {
+  if (typeof value === "number" && Number.isFinite(value) && value >= 0) {
+    return Math.floor(value);
+  }
+  if (typeof value === "bigint" && value >= 0n) {
+    return Number(value);
+  }
+  return fallback;
+}

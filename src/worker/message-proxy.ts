@@ -1,0 +1,60 @@
+/**
+ * The worker's view of a delivered message: the message itself plus what
+ * happens to it while it is processed (failed or not, the error, the result)
+ * and the broker-specific delivery data its consumer needs to ack it.
+ */
+
+import type { Message, MessageOptions } from "../message/message.js";
+
+export class MessageProxy {
+  /** Set by `fail()`: the message will be nacked (dead-lettered) instead of acked. */
+  failed = false;
+  /** The error the actor or a middleware threw, if any. */
+  error: Error | undefined = undefined;
+  /** The actor's return value, once it has succeeded. */
+  result: unknown = undefined;
+  /** Set by the Retries middleware when it has re-enqueued the message, so the worker acks it. */
+  retryScheduled = false;
+  /**
+   * Set by the consumer when the broker has dropped this delivery (a flush,
+   * a lost connection): the worker then neither starts, releases nor acks
+   * it, because the broker will deliver it again or has discarded it.
+   */
+  abandoned = false;
+
+  constructor(
+    readonly message: Message,
+    /** The queue the consumer read it from; `<q>.DQ` for delayed messages. */
+    readonly consumerQueue: string,
+    /** Broker-specific delivery data (an AMQP delivery, a Redis message id…). */
+    readonly delivery?: unknown,
+  ) {}
+
+  get queueName(): string {
+    return this.message.queueName;
+  }
+
+  get actorName(): string {
+    return this.message.actorName;
+  }
+
+  get messageId(): string {
+    return this.message.messageId;
+  }
+
+  get options(): MessageOptions {
+    return this.message.options;
+  }
+
+  /** Marks the message as failed, so it is dead-lettered once processing ends. */
+  fail(error?: Error): void {
+    this.failed = true;
+    if (error !== undefined) {
+      this.error = error;
+    }
+  }
+
+  toString(): string {
+    return this.message.toString();
+  }
+}

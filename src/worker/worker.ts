@@ -1,0 +1,470 @@
+/**
+ * The worker: consumes the broker's queues and runs up to `concurrency`
+ * actor calls at once in this process.
+ *
+ * Life of a delivery: a message with a future `eta` is held in memory and,
+ * when due, enqueued on its canonical queue and acked on the delay queue.
+ * Any other message waits in a priority queue for a free task slot, runs
+ * through the middleware hooks and its actor, and is then acked, or nacked
+ * (dead-lettered) when it failed.
+ *
+ * Stopping: consumers stop delivering, messages not yet started are
+ * requeued at once, running tasks get `shutdownTimeout` ms to finish, then
+ * the consumers close, which returns anything still unacked to the broker.
+ */
+
+import type { Broker } from "../broker.js";
+import type { Consumer } from "../consumer.js";
+import { ActorNotFoundError, ConfigurationError, SkipMessage, toError } from "../errors.js";
+import { getLogger } from "../logger.js";
+import { canonicalQueueName, delayQueueName, isDelayQueueName } from "../message/queue-names.js";
+import { taskStorage } from "./context.js";
+import { DelayScheduler } from "./delay-scheduler.js";
+import { Heap } from "./heap.js";
+import type { MessageProxy } from "./message-proxy.js";
+
+/** Options of a Worker. */
+export interface WorkerOptions {
+  /** Canonical queues to consume (their delay queues included). @defaultValue every declared queue */
+  queues?: readonly string[];
+  /** Actor calls run at once in this process (Dramatiq's threads). @defaultValue 8 */
+  concurrency?: number;
+  /** Milliseconds running tasks get to finish when the worker stops. @defaultValue 600000 */
+  shutdownTimeout?: number;
+  /** Unacked messages per canonical queue. @defaultValue 2 × concurrency */
+  queuePrefetch?: number;
+  /** Unacked (held) messages per delay queue. @defaultValue 1000 × concurrency, at most 65535 */
+  delayQueuePrefetch?: number;
+}
+
+interface WorkItem {
+  readonly message: MessageProxy;
+  readonly consumer: Consumer;
+  readonly priority: number;
+  readonly sequence: number;
+}
+
+interface HeldDelivery {
+  readonly consumer: Consumer;
+}
+
+const MAX_PREFETCH = 65535;
+
+export class Worker {
+  readonly broker: Broker;
+  readonly concurrency: number;
+  readonly shutdownTimeout: number;
+  private readonly queues: readonly string[] | undefined;
+  private readonly queuePrefetch: number;
+  private readonly delayQueuePrefetch: number;
+  private readonly logger = getLogger("melodramatiq.worker.Worker");
+  private readonly consumers = new Map<string, Consumer>();
+  private readonly pending = new Heap<WorkItem>((a, b) => a.priority < b.priority || (a.priority === b.priority && a.sequence < b.sequence));
+  private readonly running = new Set<Promise<void>>();
+  private readonly heldBy = new WeakMap<MessageProxy, HeldDelivery>();
+  private readonly delayed: DelayScheduler;
+  private sequence = 0;
+  /** Actor calls in progress; `running` also holds short delay releases. */
+  private activeCount = 0;
+  private state: "idle" | "starting" | "running" | "stopping" | "stopped" = "idle";
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(broker: Broker, options: WorkerOptions = {}) {
+    this.broker = broker;
+    this.concurrency = positiveInteger("concurrency", options.concurrency ?? 8);
+    this.shutdownTimeout = nonNegative("shutdownTimeout", options.shutdownTimeout ?? 600_000);
+    this.queues = options.queues;
+    this.queuePrefetch = positiveInteger("queuePrefetch", options.queuePrefetch ?? Math.min(2 * this.concurrency, MAX_PREFETCH));
+    this.delayQueuePrefetch = positiveInteger(
+      "delayQueuePrefetch",
+      options.delayQueuePrefetch ?? Math.min(1000 * this.concurrency, MAX_PREFETCH),
+    );
+    this.delayed = new DelayScheduler((message) => {
+      this.release(message);
+    });
+  }
+
+  /** Number of actor calls running now. */
+  get activeTasks(): number {
+    return this.activeCount;
+  }
+
+  /**
+   * Starts consuming. Rejects with ConnectionFailedError when the broker
+   * cannot be reached, after closing whatever it had opened.
+   */
+  async start(): Promise<void> {
+    if (this.state !== "idle") {
+      throw new ConfigurationError("This worker was already started; create a new Worker to start again.");
+    }
+
+    this.state = "starting";
+    await this.broker.emitBefore("beforeWorkerBoot", this);
+    const queues = this.selectQueues();
+    this.logger.debug({ queues }, `Starting worker on queues ${queues.join(", ")} with concurrency ${this.concurrency}.`);
+
+    try {
+      await this.broker.connect();
+      for (const queueName of queues) {
+        await this.startConsumer(queueName, this.queuePrefetch);
+        await this.startConsumer(delayQueueName(queueName), this.delayQueuePrefetch);
+      }
+    } catch (error) {
+      await this.closeConsumers();
+      this.state = "stopped";
+      throw error;
+    }
+
+    this.state = "running";
+    await this.broker.emitAfter("afterWorkerBoot", this);
+    this.logger.info({ queues }, "Worker is ready for action.");
+  }
+
+  private selectQueues(): string[] {
+    const declared = this.broker.getDeclaredQueues();
+    if (this.queues === undefined) {
+      return [...declared];
+    }
+
+    return this.queues.map((name) => {
+      const queueName = canonicalQueueName(name);
+      if (!declared.has(queueName)) {
+        // Consuming a queue no local actor uses is allowed: its messages are
+        // dead-lettered as unknown actors, which is what Python does too.
+        this.logger.warn({ queueName }, `Queue '${queueName}' has no declared actor in this process.`);
+        this.broker.declareQueue(queueName);
+      }
+      return queueName;
+    });
+  }
+
+  private async startConsumer(queueName: string, prefetch: number): Promise<void> {
+    const consumer = this.broker.consume(queueName, { prefetch });
+    this.consumers.set(queueName, consumer);
+    await consumer.start((message) => {
+      this.onDelivery(consumer, message);
+    });
+  }
+
+  private onDelivery(consumer: Consumer, message: MessageProxy): void {
+    const eta = this.readEta(message);
+    if (eta !== undefined && (eta > Date.now() || isDelayQueueName(consumer.queueName))) {
+      this.heldBy.set(message, { consumer });
+      void this.broker.emitAfter("beforeDelayMessage", message);
+      this.delayed.hold(message, eta);
+      return;
+    }
+
+    this.pending.push({
+      message,
+      consumer,
+      priority: this.broker.actors.get(message.actorName)?.priority ?? 0,
+      sequence: this.sequence++,
+    });
+    this.pump();
+  }
+
+  /**
+   * Returns the message's eta in ms, or undefined when it has none. A null
+   * eta counts as none; an eta that is not a number is logged and treated as
+   * due now, as Python workers do.
+   */
+  private readEta(message: MessageProxy): number | undefined {
+    const eta = message.options["eta"];
+    if (eta === undefined || eta === null) {
+      return undefined;
+    }
+    if (typeof eta === "number" && Number.isFinite(eta)) {
+      return eta;
+    }
+    if (typeof eta === "bigint") {
+      return Number(eta);
+    }
+
+    this.logger.warn(
+      { messageId: message.messageId, actorName: message.actorName, eta },
+      `Message '${message.messageId}' has an invalid eta ${JSON.stringify(eta)}; processing it now.`,
+    );
+    return Date.now();
+  }
+
+  /** Moves a due delayed message to its canonical queue, then acks the held delivery. */
+  private release(message: MessageProxy): void {
+    const held = this.heldBy.get(message);
+    if (held === undefined || message.abandoned) {
+      return;
+    }
+
+    const options = { ...message.options };
+    delete options["eta"];
+    const copy = message.message.copy({ queueName: canonicalQueueName(message.queueName), options });
+    const task = (async (): Promise<void> => {
+      try {
+        await this.broker.enqueue(copy);
+        await held.consumer.ack(message);
+      } catch (error) {
+        // The delivery stays unacked, so the broker hands it out again after
+        // a reconnect or restart; it is not lost.
+        this.logger.error(
+          { err: error, messageId: message.messageId, actorName: message.actorName },
+          `Failed to release delayed message '${message.messageId}'.`,
+        );
+      }
+    })();
+    this.track(task);
+  }
+
+  private pump(): void {
+    while (this.state === "running" && this.activeCount < this.concurrency && this.pending.size > 0) {
+      const item = this.pending.pop();
+      if (item === undefined || item.message.abandoned) {
+        continue;
+      }
+
+      this.activeCount += 1;
+      this.track(
+        this.process(item).finally(() => {
+          this.activeCount -= 1;
+        }),
+      );
+    }
+
+    this.notifyIfIdle();
+  }
+
+  private track(task: Promise<void>): void {
+    this.running.add(task);
+    void task.finally(() => {
+      this.running.delete(task);
+      this.pump();
+    });
+  }
+
+  private async process(item: WorkItem): Promise<void> {
+    const { message, consumer } = item;
+    const actor = this.broker.actors.get(message.actorName);
+
+    try {
+      if (actor === undefined) {
+        const error = new ActorNotFoundError(`Actor ${JSON.stringify(message.actorName)} is not declared in this worker process.`);
+        this.logger.error(
+          { messageId: message.messageId, actorName: message.actorName, queueName: message.queueName },
+          `Failed to process message '${message.messageId}': actor '${message.actorName}' is not declared; moving it to the dead-letter queue.`,
+        );
+        message.fail(error);
+        await this.broker.emitAfter("afterProcessMessage", message, { error });
+      } else {
+        await this.runActor(message);
+      }
+    } catch (error) {
+      // Only a `before*` hook or this method's own bookkeeping gets here.
+      this.logger.error({ err: error, messageId: message.messageId, actorName: message.actorName }, "Unexpected failure while processing a message.");
+      message.fail(toError(error));
+    }
+
+    await this.settle(consumer, message);
+  }
+
+  private async runActor(message: MessageProxy): Promise<void> {
+    const abort = new AbortController();
+
+    try {
+      await this.broker.emitBefore("beforeProcessMessage", message);
+    } catch (error) {
+      if (error instanceof SkipMessage) {
+        this.logger.debug({ messageId: message.messageId, actorName: message.actorName }, `Skipped message '${message.messageId}'.`);
+        await this.broker.emitAfter("afterSkipMessage", message);
+        return;
+      }
+      throw error;
+    }
+
+    try {
+      const actor = this.broker.getActor(message.actorName);
+      const call = async (): Promise<unknown> => actor.invoke(message.message.args, message.message.kwargs);
+      const result = await taskStorage.run({ message, signal: abort.signal }, () => this.wrapActorCall(message, call));
+      message.result = result;
+      await this.broker.emitAfter("afterProcessMessage", message, { result });
+    } catch (thrown) {
+      const error = toError(thrown);
+      message.error = error;
+      this.logger.error(
+        { err: error, messageId: message.messageId, actorName: message.actorName },
+        `Failed to process message ${message.toString()} with unhandled exception.`,
+      );
+      await this.broker.emitAfter("afterProcessMessage", message, { error });
+      if (!message.retryScheduled) {
+        message.fail(error);
+      }
+    } finally {
+      abort.abort();
+    }
+  }
+
+  /** Runs the actor call inside every middleware's `aroundActor`, the first middleware outermost. */
+  private wrapActorCall(message: MessageProxy, call: () => Promise<unknown>): Promise<unknown> {
+    let next = call;
+    for (const middleware of [...this.broker.middleware].reverse()) {
+      if (middleware.aroundActor !== undefined) {
+        const inner = next;
+        next = () => middleware.aroundActor?.(this.broker, message, inner) ?? inner();
+      }
+    }
+    return next();
+  }
+
+  /** Acks or nacks a processed message with the ack/nack hooks; failures are logged. */
+  private async settle(consumer: Consumer, message: MessageProxy): Promise<void> {
+    if (message.abandoned) {
+      return;
+    }
+
+    const failed = message.failed;
+    try {
+      await this.broker.emitBefore(failed ? "beforeNack" : "beforeAck", message);
+      if (failed) {
+        await consumer.nack(message);
+      } else {
+        await consumer.ack(message);
+      }
+      await this.broker.emitAfter(failed ? "afterNack" : "afterAck", message);
+    } catch (error) {
+      this.logger.error(
+        { err: error, messageId: message.messageId, actorName: message.actorName },
+        `Failed to ${failed ? "nack" : "ack"} message '${message.messageId}'; the broker will deliver it again.`,
+      );
+    }
+  }
+
+  /** Resolves when no message is waiting for a slot and no task is running. */
+  async join(): Promise<void> {
+    if (this.isIdle()) {
+      return;
+    }
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    return this.pending.size === 0 && this.running.size === 0;
+  }
+
+  private notifyIfIdle(): void {
+    if (!this.isIdle() || this.idleWaiters.length === 0) {
+      return;
+    }
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) {
+      resolve();
+    }
+  }
+
+  /**
+   * Stops gracefully: no new deliveries, unstarted and held messages go
+   * back to their queues at once, running tasks get `timeout` ms (default
+   * `shutdownTimeout`) to finish, then the consumers close. Safe to call twice.
+   */
+  async stop(options: { timeout?: number } = {}): Promise<void> {
+    if (this.state === "stopping" || this.state === "stopped" || this.state === "idle") {
+      this.state = "stopped";
+      return;
+    }
+
+    this.state = "stopping";
+    this.logger.info({}, "Stopping worker...");
+    await this.broker.emitBefore("beforeWorkerShutdown", this);
+
+    await Promise.all([...this.consumers.values()].map((consumer) => consumer.cancel().catch((error: unknown) => {
+      this.logger.warn({ err: error, queueName: consumer.queueName }, `Failed to cancel the consumer of '${consumer.queueName}'.`);
+    })));
+    await this.requeueWaiting();
+
+    const finished = await this.waitForRunning(options.timeout ?? this.shutdownTimeout);
+    if (!finished) {
+      this.logger.warn(
+        { running: this.running.size },
+        `${this.running.size} task(s) did not finish within the shutdown timeout; their messages stay unacked and will be delivered again.`,
+      );
+    }
+
+    await this.closeConsumers();
+    this.state = "stopped";
+    this.notifyIfIdle();
+    await this.broker.emitAfter("afterWorkerShutdown", this);
+    this.logger.info({}, "Worker has been shut down.");
+  }
+
+  private async requeueWaiting(): Promise<void> {
+    const byConsumer = new Map<Consumer, MessageProxy[]>();
+    const add = (consumer: Consumer, message: MessageProxy): void => {
+      const list = byConsumer.get(consumer) ?? [];
+      list.push(message);
+      byConsumer.set(consumer, list);
+    };
+
+    for (const item of this.pending.drain()) {
+      add(item.consumer, item.message);
+    }
+    for (const message of this.delayed.drain()) {
+      const held = this.heldBy.get(message);
+      if (held !== undefined) {
+        add(held.consumer, message);
+      }
+    }
+
+    for (const [consumer, messages] of byConsumer) {
+      const live = messages.filter((message) => !message.abandoned);
+      this.logger.debug({ queueName: consumer.queueName, count: live.length }, `Requeueing ${live.length} message(s) on '${consumer.queueName}'.`);
+      try {
+        await consumer.requeue(live);
+      } catch (error) {
+        this.logger.error({ err: error, queueName: consumer.queueName }, `Failed to requeue messages on '${consumer.queueName}'; the broker will deliver them again.`);
+      }
+    }
+  }
+
+  private async waitForRunning(timeout: number): Promise<boolean> {
+    if (this.running.size === 0) {
+      return true;
+    }
+
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<false>((resolve) => {
+      timer = setTimeout(() => {
+        resolve(false);
+      }, timeout);
+    });
+    const drained = (async (): Promise<true> => {
+      while (this.running.size > 0) {
+        await Promise.allSettled([...this.running]);
+      }
+      return true;
+    })();
+
+    const finished = await Promise.race([drained, expired]);
+    clearTimeout(timer);
+    return finished;
+  }
+
+  private async closeConsumers(): Promise<void> {
+    const consumers = [...this.consumers.values()];
+    this.consumers.clear();
+    await Promise.all(consumers.map((consumer) => consumer.close().catch((error: unknown) => {
+      this.logger.warn({ err: error, queueName: consumer.queueName }, `Failed to close the consumer of '${consumer.queueName}'.`);
+    })));
+  }
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new ConfigurationError(`Invalid worker option ${name}=${String(value)}: it must be a whole number of at least 1.`);
+  }
+  return value;
+}
+
+function nonNegative(name: string, value: number): number {
+  if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
+    throw new ConfigurationError(`Invalid worker option ${name}=${String(value)}: it must be a number of milliseconds, 0 or more.`);
+  }
+  return value;
+}
