@@ -50,6 +50,14 @@ export interface AddMiddlewareOptions {
   after?: MiddlewareClass;
 }
 
+/** The broker that enqueued each message returned by `Broker.enqueue()`, so `Message.getResult()` finds its result backend. */
+const enqueuingBrokers = new WeakMap<Message<readonly unknown[]>, Broker>();
+
+/** Returns the broker whose `enqueue()` returned `message`, or undefined for any other message. */
+export function getEnqueuingBroker(message: Message<readonly unknown[]>): Broker | undefined {
+  return enqueuingBrokers.get(message);
+}
+
 /** Actor options that the broker itself handles; the rest must belong to a middleware. */
 const coreActorOptions = new Set(["actorName", "queueName", "priority", "broker"]);
 
@@ -245,6 +253,7 @@ export abstract class Broker {
 
     await this.publish(outgoing);
     await this.emitAfter("afterEnqueue", outgoing, delay);
+    enqueuingBrokers.set(outgoing, this);
     return outgoing;
   }
 
@@ -278,11 +287,17 @@ export abstract class Broker {
   abstract close(): Promise<void>;
 }
 
-let globalBroker: Broker | undefined;
+/**
+ * The global broker lives on `globalThis` under a registered symbol, so that
+ * two copies of this package in one process (a bundled app and a CLI
+ * installed elsewhere, or `src/` beside `dist/`) still share it.
+ */
+const globalBrokerKey = Symbol.for("melodramatiq.globalBroker");
+const globalSlot = globalThis as { [globalBrokerKey]?: Broker };
 
 /** Makes `broker` the one that actors without an explicit `broker` option are declared on. */
 export function setBroker(broker: Broker): void {
-  globalBroker = broker;
+  globalSlot[globalBrokerKey] = broker;
 }
 
 /**
@@ -291,15 +306,16 @@ export function setBroker(broker: Broker): void {
  * how to set one.
  */
 export function getBroker(): Broker {
-  if (globalBroker === undefined) {
+  const broker = globalSlot[globalBrokerKey];
+  if (broker === undefined) {
     throw new ConfigurationError(
       "No global broker is set. Call setBroker(broker) before declaring actors, or pass { broker } in the actor options.",
     );
   }
-  return globalBroker;
+  return broker;
 }
 
 /** Returns the global broker, or undefined when none is set. */
 export function getBrokerIfSet(): Broker | undefined {
-  return globalBroker;
+  return globalSlot[globalBrokerKey];
 }

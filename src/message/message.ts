@@ -7,7 +7,7 @@
 
 import { randomUUID } from "node:crypto";
 
-import { DecodeError } from "../errors.js";
+import { ConfigurationError, DecodeError } from "../errors.js";
 import { decodeJson, encodeJson } from "./encoding.js";
 
 /** Message options as they travel: snake_case keys such as `max_retries` or `eta`. */
@@ -33,6 +33,34 @@ export interface MessageInit<Args extends readonly unknown[] = unknown[]> {
   options?: MessageOptions;
   messageId?: string;
   messageTimestamp?: number;
+}
+
+/** Reads results for `Message.getResult()`; every result backend of melodramatiq/results is one. */
+export interface ResultReader {
+  getResult(
+    message: { readonly queueName: string; readonly actorName: string; readonly messageId: string },
+    options: { block?: boolean; timeout?: number },
+  ): Promise<unknown>;
+}
+
+/** Options of `Message.getResult()`. */
+export interface MessageResultOptions {
+  /** Backend to read from. @defaultValue the backend of the Results middleware on the broker that enqueued the message, else on the global broker */
+  backend?: ResultReader;
+  /** Wait for the result instead of failing at once when it is not stored yet. @defaultValue `false` */
+  block?: boolean;
+  /** Milliseconds a blocking read waits (the Redis backend rounds down to whole seconds). @defaultValue `10000` */
+  timeout?: number;
+}
+
+/** Finds the default result backend of a message; the results module installs it, because importing it here would be a cycle. */
+export type DefaultResultReaderLookup = (message: Message<readonly unknown[]>) => ResultReader;
+
+let defaultResultReader: DefaultResultReaderLookup | undefined;
+
+/** @internal Installs the lookup of the default result backend. Called by the Results middleware's constructor. */
+export function setDefaultResultReader(lookup: DefaultResultReaderLookup): void {
+  defaultResultReader = lookup;
 }
 
 const requiredMembers = ["queue_name", "actor_name", "args", "kwargs", "options"] as const;
@@ -167,6 +195,33 @@ export class Message<Args extends readonly unknown[] = unknown[]> {
       messageId: changes.messageId ?? this.messageId,
       messageTimestamp: changes.messageTimestamp ?? this.messageTimestamp,
     });
+  }
+
+  /**
+   * Reads this message's result once a worker has stored it, which needs
+   * the Results middleware (melodramatiq/results) and `storeResults`.
+   *
+   * @throws ResultMissingError when a non-blocking read finds nothing.
+   * @throws ResultTimeoutError when a blocking read finds nothing within the timeout.
+   * @throws ResultFailureError when the message failed for good.
+   * @throws ConfigurationError when no backend is given and none can be found.
+   * @example
+   *   const message = await add.sendWithOptions({ args: [1, 2], storeResults: true });
+   *   const sum = await message.getResult({ block: true, timeout: 5000 });
+   */
+  async getResult(options: MessageResultOptions = {}): Promise<unknown> {
+    const { backend, ...readOptions } = options;
+    if (backend !== undefined) {
+      return backend.getResult(this, readOptions);
+    }
+
+    if (defaultResultReader === undefined) {
+      throw new ConfigurationError(
+        `Message '${this.messageId}' cannot read its result: no Results middleware exists. ` +
+          'Add one to the broker (import { Results } from "melodramatiq/results") or pass { backend }.',
+      );
+    }
+    return defaultResultReader(this).getResult(this, readOptions);
   }
 
   /** Renders the call for log lines, e.g. `send_email('a@example.com', subject='Hi')`. */

@@ -116,6 +116,8 @@ export class Worker {
     }
 
     this.state = "running";
+    // Consumers may deliver while later ones are still starting; start that work now.
+    this.pump();
     await this.broker.emitAfter("afterWorkerBoot", this);
     this.logger.info({ queues }, "Worker is ready for action.");
   }

@@ -1,0 +1,38 @@
+/**
+ * Loading of optional peer dependencies (amqplib, ioredis). Broker modules
+ * load their client library on first use, not at import, so that importing
+ * `melodramatiq/web`, which knows every broker class, needs only the client
+ * of the broker an app actually uses.
+ */
+
+import { createRequire } from "node:module";
+
+import { ConfigurationError } from "./errors.js";
+
+const requireFromHere = createRequire(import.meta.url);
+const loaded = new Map<string, unknown>();
+
+/**
+ * Returns the CommonJS exports of package `name`, loading it once. Throws a
+ * ConfigurationError that says which package to install when it is missing.
+ */
+export function loadPeer<T>(name: string, neededBy: string): T {
+  if (loaded.has(name)) {
+    return loaded.get(name) as T;
+  }
+
+  let exports: unknown;
+  try {
+    exports = requireFromHere(name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND") {
+      throw new ConfigurationError(`${neededBy} needs the package "${name}", which is not installed: run \`npm install ${name}\`.`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+
+  loaded.set(name, exports);
+  return exports as T;
+}
