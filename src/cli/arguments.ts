@@ -1,0 +1,162 @@
+/**
+ * Command-line parsing for `melodramatiq`, with the flags of Python
+ * Dramatiq's `dramatiq` command. `--queues` and `--path` take several
+ * values like argparse's `nargs="*"`: every word after them up to the next
+ * option belongs to them, so MODULE arguments go before those flags.
+ */
+
+import { availableParallelism } from "node:os";
+import { parseArgs } from "node:util";
+
+import { ConfigurationError } from "../errors.js";
+import { validateQueueName } from "../message/queue-names.js";
+import { parseModuleSpec, type ModuleSpec } from "./module-spec.js";
+import { UsageError } from "./usage-error.js";
+
+/** Settings of a worker run, after parsing and validation. */
+export interface CliOptions {
+  /** The first MODULE, which provides the broker. */
+  readonly brokerModule: ModuleSpec;
+  /** More modules, imported after the broker module. */
+  readonly modules: readonly string[];
+  /** Number of worker processes. @defaultValue the number of CPUs */
+  readonly processes: number;
+  /** Concurrent tasks per worker process. @defaultValue 8 */
+  readonly threads: number;
+  /** Canonical queues to consume. @defaultValue undefined: every queue declared on the broker */
+  readonly queues: readonly string[] | undefined;
+  /** Base directories for resolving modules, as given. @defaultValue `["."]` */
+  readonly paths: readonly string[];
+  /** Milliseconds running tasks get to finish after a stop signal. @defaultValue 600000 */
+  readonly workerShutdownTimeout: number;
+  /** Log at debug level. @defaultValue false */
+  readonly verbose: boolean;
+}
+
+/** The action the command line requests: run the workers, print the help or print the version. */
+export type ParsedCommand = { readonly kind: "run"; readonly options: CliOptions } | { readonly kind: "help" } | { readonly kind: "version" };
+
+export const DEFAULT_THREADS = 8;
+export const DEFAULT_WORKER_SHUTDOWN_TIMEOUT = 600_000;
+
+const optionConfig = {
+  processes: { type: "string", short: "p" },
+  threads: { type: "string", short: "t" },
+  path: { type: "string", short: "P", multiple: true },
+  queues: { type: "string", short: "Q", multiple: true },
+  "worker-shutdown-timeout": { type: "string" },
+  verbose: { type: "boolean", short: "v" },
+  version: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type VariadicOption = "path" | "queues";
+
+/** Returns the default number of worker processes: the CPUs available to this process. */
+export function defaultProcesses(): number {
+  return availableParallelism();
+}
+
+/** Parses `argv` (without the node and script paths). Throws UsageError for an invalid command line. */
+export function parseCommandLine(argv: readonly string[]): ParsedCommand {
+  const { values, positionals, variadic } = tokenize(argv);
+  if (values.help === true) {
+    return { kind: "help" };
+  }
+  if (values.version === true) {
+    return { kind: "version" };
+  }
+
+  const [first, ...rest] = positionals;
+  if (first === undefined) {
+    throw new UsageError("the following arguments are required: MODULE[:BROKER]");
+  }
+
+  const brokerModule = parseModuleSpec(first);
+  for (const module of rest) {
+    const spec = parseModuleSpec(module);
+    if (spec.brokerName !== undefined) {
+      throw new UsageError(`invalid module ${JSON.stringify(module)}: only the first MODULE can name a broker with ':'`);
+    }
+  }
+
+  const options: CliOptions = {
+    brokerModule,
+    modules: rest,
+    processes: parseCount("--processes/-p", values.processes, defaultProcesses(), 1),
+    threads: parseCount("--threads/-t", values.threads, DEFAULT_THREADS, 1),
+    queues: variadic.queues === undefined ? undefined : validateQueues(variadic.queues),
+    paths: variadic.path ?? ["."],
+    workerShutdownTimeout: parseCount("--worker-shutdown-timeout", values["worker-shutdown-timeout"], DEFAULT_WORKER_SHUTDOWN_TIMEOUT, 0),
+    verbose: values.verbose === true,
+  };
+  return { kind: "run", options };
+}
+
+/**
+ * Runs node:util's parseArgs, then moves the words that follow `--queues`
+ * or `--path` from the positionals to that option, because parseArgs gives
+ * each option a single value.
+ */
+function tokenize(argv: readonly string[]) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: optionConfig, allowPositionals: true, strict: true, tokens: true });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+
+  const positionals: string[] = [];
+  const variadic: Partial<Record<VariadicOption, string[]>> = {};
+  let collecting: VariadicOption | undefined;
+
+  for (const token of parsed.tokens) {
+    if (token.kind === "option") {
+      collecting = undefined;
+      if ((token.name === "path" || token.name === "queues") && token.value !== undefined) {
+        const list = variadic[token.name] ?? [];
+        list.push(token.value);
+        variadic[token.name] = list;
+        // `--queues=a b` gives one queue, as in argparse; `--queues a b` gives two.
+        collecting = token.inlineValue ? undefined : token.name;
+      }
+    } else if (token.kind === "positional") {
+      if (collecting === undefined) {
+        positionals.push(token.value);
+      } else {
+        variadic[collecting]?.push(token.value);
+      }
+    } else {
+      collecting = undefined;
+    }
+  }
+
+  return { values: parsed.values, positionals, variadic };
+}
+
+/** Parses a whole number of at least `minimum`, or returns `fallback` when the flag is absent. */
+function parseCount(flag: string, value: string | undefined, fallback: number, minimum: number): number {
+  if (value === undefined) {
+    return fallback;
+  }
+
+  const number = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(number) || number < minimum) {
+    throw new UsageError(`argument ${flag}: invalid value ${JSON.stringify(value)}: expected a whole number of at least ${minimum}`);
+  }
+  return number;
+}
+
+function validateQueues(queues: readonly string[]): string[] {
+  for (const queueName of queues) {
+    try {
+      validateQueueName(queueName);
+    } catch (error) {
+      if (error instanceof ConfigurationError) {
+        throw new UsageError(`argument --queues/-Q: ${error.message}`);
+      }
+      throw error;
+    }
+  }
+  return [...queues];
+}

@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+
+import { DEFAULT_THREADS, DEFAULT_WORKER_SHUTDOWN_TIMEOUT, defaultProcesses, parseCommandLine, type CliOptions } from "../../src/cli/arguments.js";
+import { EXIT_IMPORT_OR_USAGE, EXIT_OK } from "../../src/cli/exit-codes.js";
+import { parseModuleSpec } from "../../src/cli/module-spec.js";
+import { UsageError } from "../../src/cli/usage-error.js";
+import { REPO_ROOT, startCli } from "./cli-process.js";
+
+function parseRun(argv: string[]): CliOptions {
+  const command = parseCommandLine(argv);
+  assert.equal(command.kind, "run");
+  return (command as { options: CliOptions }).options;
+}
+
+test("parseCommandLine defaults", () => {
+  const options = parseRun(["./app.js"]);
+
+  assert.deepEqual(options.brokerModule, { specifier: "./app.js" });
+  assert.deepEqual(options.modules, []);
+  assert.equal(options.processes, defaultProcesses());
+  assert.equal(options.threads, DEFAULT_THREADS);
+  assert.equal(options.queues, undefined);
+  assert.deepEqual(options.paths, ["."]);
+  assert.equal(options.workerShutdownTimeout, DEFAULT_WORKER_SHUTDOWN_TIMEOUT);
+  assert.equal(options.verbose, false);
+});
+
+test("parseCommandLine long and short flags", () => {
+  const long = parseRun(["app.ts:setup", "more.js", "--processes", "3", "--threads", "16", "--worker-shutdown-timeout", "0", "--verbose"]);
+  const short = parseRun(["app.ts:setup", "more.js", "-p", "3", "-t16", "-v"]);
+
+  for (const options of [long, short]) {
+    assert.deepEqual(options.brokerModule, { specifier: "app.ts", brokerName: "setup" });
+    assert.deepEqual(options.modules, ["more.js"]);
+    assert.equal(options.processes, 3);
+    assert.equal(options.threads, 16);
+    assert.equal(options.verbose, true);
+  }
+  assert.equal(long.workerShutdownTimeout, 0);
+});
+
+test("parseCommandLine variadic queues and paths", () => {
+  const options = parseRun(["app.js", "-Q", "default", "emails", "-P", "src", "lib", "-v"]);
+
+  assert.deepEqual(options.queues, ["default", "emails"]);
+  assert.deepEqual(options.paths, ["src", "lib"]);
+  assert.deepEqual(options.modules, []);
+});
+
+test("parseCommandLine inline queue value", () => {
+  const options = parseRun(["app.js", "--queues=default", "more.js", "--queues", "emails"]);
+
+  assert.deepEqual(options.queues, ["default", "emails"]);
+  assert.deepEqual(options.modules, ["more.js"]);
+});
+
+test("parseCommandLine help and version", () => {
+  assert.deepEqual(parseCommandLine(["-h"]), { kind: "help" });
+  assert.deepEqual(parseCommandLine(["app.js", "--help"]), { kind: "help" });
+  assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
+});
+
+test("parseCommandLine rejects invalid command lines", () => {
+  const cases: [string[], RegExp][] = [
+    [[], /required: MODULE/],
+    [["app.js", "--nope"], /Unknown option '--nope'/],
+    [["app.js", "-t", "x"], /--threads\/-t: invalid value "x"/],
+    [["app.js", "-p", "0"], /--processes\/-p: invalid value "0": expected a whole number of at least 1/],
+    [["app.js", "-t", "1.5"], /--threads\/-t/],
+    [["app.js", "--worker-shutdown-timeout", "-1"], /worker-shutdown-timeout/],
+    [["app.js", "-Q", "bad name"], /--queues\/-Q: Invalid queue name "bad name"/],
+    [["app.js", "-Q", "default.DQ"], /reserved for delay and dead-letter queues/],
+    [["app.js", "more.js:broker"], /only the first MODULE can name a broker/],
+    [["app.js:my-broker"], /invalid broker name "my-broker"/],
+    [[":broker"], /the module before ':' is missing/],
+  ];
+
+  for (const [argv, message] of cases) {
+    assert.throws(() => parseCommandLine(argv), (error: unknown) => error instanceof UsageError && message.test(error.message), argv.join(" "));
+  }
+});
+
+test("parseModuleSpec splits at the last colon", () => {
+  assert.deepEqual(parseModuleSpec("./app.js"), { specifier: "./app.js" });
+  assert.deepEqual(parseModuleSpec("./app.js:broker"), { specifier: "./app.js", brokerName: "broker" });
+  assert.deepEqual(parseModuleSpec("@acme/jobs/worker:app.broker"), { specifier: "@acme/jobs/worker", brokerName: "app.broker" });
+  assert.deepEqual(parseModuleSpec("C:\\apps\\app.js"), { specifier: "C:\\apps\\app.js" });
+  assert.deepEqual(parseModuleSpec("C:\\apps\\app.js:broker"), { specifier: "C:\\apps\\app.js", brokerName: "broker" });
+  assert.deepEqual(parseModuleSpec("file:///srv/app.js"), { specifier: "file:///srv/app.js" });
+  assert.deepEqual(parseModuleSpec("file:///srv/app.js:$broker"), { specifier: "file:///srv/app.js", brokerName: "$broker" });
+});
+
+test("cli help exits 0 and lists every flag", async () => {
+  const run = startCli(["--help"]);
+  const exit = await run.waitForExit();
+
+  assert.deepEqual(exit, { code: EXIT_OK, signal: null });
+  for (const flag of ["--processes", "-p N", "--threads", "-t N", "--queues", "-Q", "--path", "-P", "--worker-shutdown-timeout", "--verbose", "-v", "--help", "-h", "--version"]) {
+    assert.ok(run.stdout().includes(flag), `help text lacks ${flag}:\n${run.stdout()}`);
+  }
+  assert.match(run.stdout(), /^usage: melodramatiq /);
+  assert.equal(run.stderr(), "");
+});
+
+test("cli version prints the package version", async () => {
+  const manifest = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string };
+  const run = startCli(["--version"]);
+  const exit = await run.waitForExit();
+
+  assert.deepEqual(exit, { code: EXIT_OK, signal: null });
+  assert.equal(run.stdout(), `${manifest.version}\n`);
+});
+
+test("cli unknown flag exits 2 with usage", async () => {
+  const run = startCli(["app.js", "--nope"]);
+  const exit = await run.waitForExit();
+
+  assert.deepEqual(exit, { code: EXIT_IMPORT_OR_USAGE, signal: null });
+  assert.match(run.stderr(), /^usage: melodramatiq /);
+  assert.match(run.stderr(), /melodramatiq: error: Unknown option '--nope'/);
+  assert.equal(run.stdout(), "");
+});
+
+test("cli invalid value exits 2 naming the flag", async () => {
+  const run = startCli(["app.js", "--threads", "x"]);
+  const exit = await run.waitForExit();
+
+  assert.deepEqual(exit, { code: EXIT_IMPORT_OR_USAGE, signal: null });
+  assert.match(run.stderr(), /melodramatiq: error: argument --threads\/-t: invalid value "x"/);
+});
+
+test("cli without module exits 2", async () => {
+  const run = startCli(["-p", "1"]);
+  const exit = await run.waitForExit();
+
+  assert.deepEqual(exit, { code: EXIT_IMPORT_OR_USAGE, signal: null });
+  assert.match(run.stderr(), /the following arguments are required: MODULE\[:BROKER\]/);
+});
