@@ -16,6 +16,8 @@ const loaded = new Map<string, unknown>();
  * Returns the CommonJS exports of package `name`, loading it once. Throws a
  * ConfigurationError that says which package to install when it is missing.
  */
+// The caller names the module type it expects, since require() returns unknown.
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
 export function loadPeer<T>(name: string, neededBy: string): T {
   if (loaded.has(name)) {
     return loaded.get(name) as T;
