@@ -42,3 +42,59 @@ export function resolveOption(
 export function findActor(broker: Broker, actorName: string): Actor | undefined {
   return broker.actors.get(actorName);
 }
+
+/** Checks the type of an option value read from a message. */
+export type OptionCheck = (value: unknown) => boolean;
+
+/** Common checks for `resolveCheckedOption`. */
+export const optionChecks = {
+  /** A finite number of 0 or more (counts, durations in ms). */
+  nonNegative: (value: unknown): boolean => typeof value === "number" && Number.isFinite(value) && value >= 0,
+  /** A number of 0 or more, Infinity allowed (time limits). */
+  nonNegativeOrInfinity: (value: unknown): boolean => typeof value === "number" && !Number.isNaN(value) && value >= 0,
+  boolean: (value: unknown): boolean => typeof value === "boolean",
+  string: (value: unknown): boolean => typeof value === "string",
+} satisfies Record<string, OptionCheck>;
+
+/** Where `resolveCheckedOption` reports a message option of the wrong type. */
+export interface OptionWarningSink {
+  warn(fields: Record<string, unknown>, message: string): void;
+}
+
+/**
+ * Like `resolveOption`, but a message value that fails `check` (another
+ * producer sent `max_retries: "3"`, say) is logged with the message id and
+ * treated as absent, so the actor's value or the fallback applies. `null`
+ * passes through when `allowNull` is set, for options where it means "none".
+ */
+export function resolveCheckedOption(
+  message: { readonly options: MessageOptions; readonly messageId: string; readonly actorName: string },
+  actor: Actor | undefined,
+  name: string,
+  fallback: unknown,
+  settings: { check: OptionCheck; precedence?: Precedence; allowNull?: boolean; logger: OptionWarningSink },
+): unknown {
+  const wireName = toWireName(name);
+  const options = message.options;
+  if (Object.hasOwn(options, wireName)) {
+    const value = options[wireName];
+    const acceptable = settings.check(value) || (settings.allowNull === true && value === null);
+    if (!acceptable) {
+      settings.logger.warn(
+        { messageId: message.messageId, actorName: message.actorName, option: wireName, value },
+        `Message '${message.messageId}' has an invalid ${wireName} option ${describeValue(value)}; ignoring it.`,
+      );
+      return resolveOption({}, actor, name, fallback);
+    }
+  }
+
+  return resolveOption(options, actor, name, fallback, settings.precedence ?? "get");
+}
+
+function describeValue(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_key, inner: unknown) => (typeof inner === "bigint" ? `${inner}n` : inner)) ?? String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}

@@ -13,7 +13,7 @@ import { canonicalQueueName } from "../message/queue-names.js";
 import type { MessageProxy } from "../worker/message-proxy.js";
 import { computeBackoff, MAX_BACKOFF_CAP } from "./backoff.js";
 import { Middleware, type ProcessOutcome } from "./middleware.js";
-import { findActor, resolveOption } from "./options.js";
+import { findActor, optionChecks, resolveCheckedOption, resolveOption } from "./options.js";
 
 /** Options of the Retries middleware: defaults for actors and messages that set none. */
 export interface RetriesOptions {
@@ -92,7 +92,11 @@ export class Retries extends Middleware {
       return !(retryWhen as (retries: number, error: Error) => boolean)(attempts, error);
     }
 
-    const maxRetries = resolveOption(message.options, actor, "maxRetries", this.maxRetries);
+    const maxRetries = resolveCheckedOption(message, actor, "maxRetries", this.maxRetries, {
+      check: optionChecks.nonNegative,
+      allowNull: true,
+      logger: this.logger,
+    });
     if (maxRetries === null) {
       return false;
     }
@@ -101,8 +105,9 @@ export class Retries extends Middleware {
   }
 
   private backoffFor(message: MessageProxy, actor: Actor | undefined, attempts: number): number {
-    const minBackoff = readCount(resolveOption(message.options, actor, "minBackoff", this.minBackoff), this.minBackoff);
-    const maxBackoff = readCount(resolveOption(message.options, actor, "maxBackoff", this.maxBackoff), this.maxBackoff);
+    const check = { check: optionChecks.nonNegative, logger: this.logger };
+    const minBackoff = readCount(resolveCheckedOption(message, actor, "minBackoff", this.minBackoff, check), this.minBackoff);
+    const maxBackoff = readCount(resolveCheckedOption(message, actor, "maxBackoff", this.maxBackoff, check), this.maxBackoff);
     return computeBackoff(attempts, minBackoff, Math.min(maxBackoff, MAX_BACKOFF_CAP));
   }
 

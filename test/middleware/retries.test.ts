@@ -229,3 +229,34 @@ test("onRetryExhausted actor is notified", async () => {
     logs.restore();
   }
 });
+
+test("wrong option types are ignored with warning", async () => {
+  const logs = captureLogs();
+  const recorder = new EnqueueRecorder();
+  const fixture = createStubWorker({ middleware: [new Retries(), recorder] });
+  let attempts = 0;
+  const flaky = actor(
+    () => {
+      attempts += 1;
+      throw new Error("fail");
+    },
+    { broker: fixture.broker, actorName: "flaky", maxRetries: 1, minBackoff: 1, maxBackoff: 2 },
+  );
+
+  try {
+    await fixture.worker.start();
+    const sent = await flaky.sendWithOptions({ maxRetries: "lots", minBackoff: { ms: 5 }, maxBackoff: -1 });
+    await fixture.broker.join("default", { timeout: 5000, failFast: false });
+    await fixture.worker.join();
+
+    // The actor's values applied: one retry, with its small backoff.
+    assert.equal(attempts, 2);
+    const warnings = logs.find("warn", "has an invalid");
+    assert.ok(warnings.some((entry) => entry.message.includes("max_retries") && entry.fields["messageId"] === sent.messageId));
+    assert.ok(warnings.some((entry) => entry.message.includes("min_backoff")));
+    assert.ok(warnings.some((entry) => entry.message.includes("max_backoff")));
+  } finally {
+    await fixture.stop();
+    logs.restore();
+  }
+});
