@@ -280,6 +280,14 @@ export abstract class Broker {
   /** Drops every message in every declared queue, delay queue and dead-letter queue. */
   abstract flushAll(): Promise<void>;
 
+  /**
+   * Returns the number of messages in one queue: `<q>`, `<q>.DQ` or `<q>.XQ`.
+   * What counts differs by broker (RabbitMQ counts only messages ready for
+   * delivery; Redis and the stub also count delivered, unacked ones), so use
+   * it for monitoring, not for coordination.
+   */
+  abstract queueDepth(queueName: string): Promise<number>;
+
   /** Waits until a queue and its delay queue are empty and nothing is in flight. */
   abstract join(queueName: string, options?: JoinOptions): Promise<void>;
 

@@ -120,6 +120,9 @@ class ProbeBroker extends Broker {
   override consume(): Consumer {
     throw new Error("ProbeBroker never consumes.");
   }
+  override async queueDepth(): Promise<number> {
+    return 0;
+  }
   override async flush(): Promise<void> {}
   override async flushAll(): Promise<void> {}
   override async join(): Promise<void> {}

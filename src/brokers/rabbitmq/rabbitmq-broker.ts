@@ -219,6 +219,11 @@ export class RabbitmqBroker extends Broker {
    * progress.
    * Python Dramatiq's join has the same limit.
    */
+  override async queueDepth(queueName: string): Promise<number> {
+    const channel = await this.declaredAdminChannel(canonicalQueueName(queueName));
+    return (await channel.checkQueue(queueName)).messageCount;
+  }
+
   override async join(queueName: string, options: JoinOptions = {}): Promise<void> {
     const { timeout, failFast = true } = options;
     const canonical = canonicalQueueName(queueName);

@@ -303,6 +303,19 @@ export class RedisBroker extends Broker {
    * dead-lettered it after the join started, it is a DramatiqError naming
    * the message.
    */
+  /** Counts waiting and fetched-but-unacked messages (the `.msgs` hash), or dead letters for `<q>.XQ`. */
+  override async queueDepth(queueName: string): Promise<number> {
+    const client = this.getClient();
+    try {
+      if (queueName.endsWith(".XQ")) {
+        return await client.zcard(`${this.namespace}:${queueName}`);
+      }
+      return await client.hlen(`${this.namespace}:${queueName}.msgs`);
+    } catch (error) {
+      throw this.toBrokerError(error, `the depth check of queue '${queueName}'`);
+    }
+  }
+
   override async join(queueName: string, options: JoinOptions = {}): Promise<void> {
     const { timeout, failFast = true } = options;
     const canonical = canonicalQueueName(queueName);

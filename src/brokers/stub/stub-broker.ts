@@ -93,6 +93,16 @@ export class StubBroker extends Broker {
     }
   }
 
+  override async queueDepth(queueName: string): Promise<number> {
+    if (queueName.endsWith(".XQ")) {
+      return this.deadLettersOf(queueName).length;
+    }
+
+    const queue = this.queue(queueName);
+    const inFlight = [...queue.consumers].reduce((sum, consumer) => sum + consumer.outstandingCount, 0);
+    return queue.bodies.length + inFlight;
+  }
+
   override async flush(queueName: string): Promise<void> {
     for (const name of [canonicalQueueName(queueName), delayQueueName(queueName)]) {
       const queue = this.queue(name);
