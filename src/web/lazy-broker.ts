@@ -309,6 +309,10 @@ export function defineLazyBrokerClass<B extends Broker, O>(
       await requireLive(this, `join queue '${queueName}'`).join(queueName, options);
     }
 
+    override async queueDepth(queueName: string): Promise<number> {
+      return requireLive(this, `count queue '${queueName}'`).queueDepth(queueName);
+    }
+
     /** Closes the live broker's connections; before `initApp()` there is nothing to close. */
     override async close(): Promise<void> {
       await states.get(this)?.live?.close();
