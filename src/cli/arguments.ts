@@ -31,6 +31,26 @@ export interface CliOptions {
   readonly workerShutdownTimeout: number;
   /** Log at debug level. @defaultValue false */
   readonly verbose: boolean;
+  /** File that receives the main process's PID while the command runs. @defaultValue undefined: no PID file */
+  readonly pidFile: string | undefined;
+  /** File that all logs and the worker processes' output are appended to. @defaultValue undefined: stderr */
+  readonly logFile: string | undefined;
+  /** Leave the logger as the library default or the app sets it, instead of installing the CLI's. @defaultValue false */
+  readonly skipLogging: boolean;
+  /** Reload the worker processes when source files change. @defaultValue undefined: no watching */
+  readonly watch: WatchOptions | undefined;
+}
+
+/** Settings of `--watch` and the flags that go with it. */
+export interface WatchOptions {
+  /** The directory to watch, as given. */
+  readonly directory: string;
+  /** Poll the files instead of using file system events. @defaultValue false */
+  readonly polling: boolean;
+  /** Patterns of files to watch, added to DEFAULT_WATCH_INCLUDE. */
+  readonly include: readonly string[];
+  /** Patterns of files and directories to skip, added to ALWAYS_WATCH_EXCLUDE. */
+  readonly exclude: readonly string[];
 }
 
 /** The action the command line requests: run the workers, print the help or print the version. */
@@ -45,6 +65,13 @@ const optionConfig = {
   path: { type: "string", short: "P", multiple: true },
   queues: { type: "string", short: "Q", multiple: true },
   "worker-shutdown-timeout": { type: "string" },
+  "pid-file": { type: "string" },
+  "log-file": { type: "string" },
+  "skip-logging": { type: "boolean" },
+  watch: { type: "string" },
+  "watch-use-polling": { type: "boolean" },
+  "watch-include": { type: "string", short: "i", multiple: true },
+  "watch-exclude": { type: "string", short: "x", multiple: true },
   verbose: { type: "boolean", short: "v" },
   version: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -89,8 +116,49 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
     paths: variadic.path ?? ["."],
     workerShutdownTimeout: parseCount("--worker-shutdown-timeout", values["worker-shutdown-timeout"], DEFAULT_WORKER_SHUTDOWN_TIMEOUT, 0),
     verbose: values.verbose === true,
+    pidFile: nonEmpty("--pid-file", values["pid-file"]),
+    logFile: nonEmpty("--log-file", values["log-file"]),
+    skipLogging: values["skip-logging"] === true,
+    watch: parseWatchOptions(values),
   };
   return { kind: "run", options };
+}
+
+type ParsedValues = ReturnType<typeof tokenize>["values"];
+
+/** Returns the `--watch` settings, or undefined without `--watch`; the other watch flags need `--watch`. */
+function parseWatchOptions(values: ParsedValues): WatchOptions | undefined {
+  const include = values["watch-include"] ?? [];
+  const exclude = values["watch-exclude"] ?? [];
+  const directory = nonEmpty("--watch", values.watch);
+  if (directory === undefined) {
+    const stray = [
+      values["watch-use-polling"] === true ? "--watch-use-polling" : undefined,
+      include.length > 0 ? "-i/--watch-include" : undefined,
+      exclude.length > 0 ? "-x/--watch-exclude" : undefined,
+    ].find((flag) => flag !== undefined);
+    if (stray !== undefined) {
+      throw new UsageError(`argument ${stray}: only valid with --watch DIR`);
+    }
+    return undefined;
+  }
+
+  for (const [flag, patterns] of [["-i/--watch-include", include], ["-x/--watch-exclude", exclude]] as const) {
+    const empty = patterns.find((pattern) => pattern.trim() === "");
+    if (empty !== undefined) {
+      throw new UsageError(`argument ${flag}: expected a pattern such as '**/*.ts', got an empty value`);
+    }
+  }
+
+  return { directory, polling: values["watch-use-polling"] === true, include, exclude };
+}
+
+/** Returns `value`, or undefined when the flag is absent; an empty value is a usage error. */
+function nonEmpty(flag: string, value: string | undefined): string | undefined {
+  if (value === "") {
+    throw new UsageError(`argument ${flag}: expected a path, got an empty value`);
+  }
+  return value;
 }
 
 /**

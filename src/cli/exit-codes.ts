@@ -15,5 +15,5 @@ export const EXIT_IMPORT_OR_USAGE = 2;
 /** The broker could not be reached when a worker process started. */
 export const EXIT_CONNECTION_FAILED = 3;
 
-/** Reserved for PID file errors (`--pid-file` is not implemented yet). */
+/** The `--pid-file` names a live process, contains something other than a PID, or cannot be written. */
 export const EXIT_PID_FILE = 4;

@@ -24,6 +24,8 @@ export interface WorkerProcessConfig {
   readonly queues?: readonly string[];
   readonly workerShutdownTimeout: number;
   readonly verbose: boolean;
+  /** Keep the library's default logger instead of installing the CLI's (`--skip-logging`). */
+  readonly skipLogging: boolean;
   /** Location of tsx, set when TypeScript modules must be loaded and no loader is active yet. */
   readonly tsx?: TsxApi;
 }

@@ -1,27 +1,35 @@
 /**
- * The `melodramatiq` command: parses the command line, resolves the
- * modules, then runs the worker processes (see supervisor.ts for the main
- * process and worker-process.ts for each worker process).
+ * The `melodramatiq` command: parses the command line, sets up logging and
+ * the PID file, resolves the modules, then runs the worker processes (see
+ * supervisor.ts for the main process and worker-process.ts for each worker
+ * process). With `--watch`, it reloads them when source files change, and
+ * it serves their merged Prometheus metrics when their broker has the
+ * Prometheus middleware.
  */
 
-import { extname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { statSync } from "node:fs";
+import { resolve } from "node:path";
 
 import { ConsoleLogger, getLogger, setLogger, type Logger } from "../logger.js";
-import { parseCommandLine, type CliOptions, type ParsedCommand } from "./arguments.js";
-import { EXIT_IMPORT_OR_USAGE, EXIT_OK } from "./exit-codes.js";
+import { parseCommandLine, type CliOptions, type ParsedCommand, type WatchOptions } from "./arguments.js";
+import { EXIT_IMPORT_OR_USAGE, EXIT_OK, EXIT_PID_FILE } from "./exit-codes.js";
 import { helpText, usageText } from "./help.js";
-import type { ResolvedModule, WorkerProcessConfig } from "./ipc.js";
-import { ModuleNotFoundError, resolveModule } from "./resolve-module.js";
-import { superviseWorkerProcesses } from "./supervisor.js";
-import { cliRunsFromTypeScript, findTsx, isTypeScriptFile, type TsxApi } from "./typescript-loader.js";
+import { LogFile } from "./log-file.js";
+import { WorkerMetricsServer } from "./metrics-server.js";
+import { PidFileError, writePidFile, type PidFile } from "./pid-file.js";
+import { SourceWatcher } from "./source-watcher.js";
+import { Supervisor } from "./supervisor.js";
 import { UsageError } from "./usage-error.js";
 import { packageVersion } from "./version.js";
+import { prepareWorkerConfig, workerEntryPath } from "./worker-config.js";
+
+/** Changed files named in the "Reloading workers" line; the rest are counted. */
+const MAX_FILES_IN_RELOAD_REASON = 5;
 
 /**
  * Runs the command with `argv` (the arguments after the script path) and
  * returns the exit code. Help and usage errors go to stdout and stderr; logs
- * go to stderr.
+ * go to stderr or the `--log-file`.
  */
 export async function main(argv: readonly string[]): Promise<number> {
   let command: ParsedCommand;
@@ -45,83 +53,146 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   const { options } = command;
-  setLogger(new ConsoleLogger({ level: options.verbose ? "debug" : "info" }));
-  const logger = getLogger("melodramatiq.MainProcess");
-  logger.info({}, `melodramatiq '${packageVersion()}' is booting up.`);
+  let logFile: LogFile | undefined;
+  if (options.logFile !== undefined) {
+    try {
+      logFile = LogFile.open(resolve(options.logFile));
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      process.stderr.write(`melodramatiq: error: failed to open the log file ${JSON.stringify(options.logFile)}: ${reason}. Pass a --log-file in a writable directory.\n`);
+      return EXIT_IMPORT_OR_USAGE;
+    }
+  }
 
+  try {
+    return await runWithLogging(options, logFile);
+  } finally {
+    logFile?.close();
+  }
+}
+
+async function runWithLogging(options: CliOptions, logFile: LogFile | undefined): Promise<number> {
+  if (!options.skipLogging) {
+    const level = options.verbose ? "debug" : "info";
+    setLogger(new ConsoleLogger(logFile === undefined ? { level } : { level, stream: logFile.stream }));
+  }
+  const logger = getLogger("melodramatiq.MainProcess");
+
+  let pidFile: PidFile | undefined;
+  if (options.pidFile !== undefined) {
+    try {
+      pidFile = writePidFile(resolve(options.pidFile));
+    } catch (error) {
+      if (error instanceof PidFileError) {
+        logger.error({ pidFile: options.pidFile }, error.message);
+        return EXIT_PID_FILE;
+      }
+      throw error;
+    }
+  }
+
+  try {
+    logger.info({}, `melodramatiq '${packageVersion()}' is booting up.`);
+    return await runWorkers(options, logFile, logger);
+  } finally {
+    pidFile?.remove();
+  }
+}
+
+async function runWorkers(options: CliOptions, logFile: LogFile | undefined, logger: Logger): Promise<number> {
   const baseConfig = prepareWorkerConfig(options, logger);
   if (baseConfig === undefined) {
     return EXIT_IMPORT_OR_USAGE;
   }
 
-  return superviseWorkerProcesses({
+  const watchDirectory = options.watch === undefined ? undefined : checkWatchDirectory(options.watch, logger);
+  if (watchDirectory === false) {
+    return EXIT_IMPORT_OR_USAGE;
+  }
+
+  const metrics = new WorkerMetricsServer();
+  const supervisor = new Supervisor({
     processes: options.processes,
     entryPath: workerEntryPath(),
     configFor: (index) => ({ ...baseConfig, index }),
+    outputDescriptor: () => logFile?.descriptor,
+    beforeRespawn: () => {
+      reopenLogFile(logFile, logger);
+    },
+    onMessage: (child, message) => {
+      metrics.onMessage(child, message);
+    },
+    onChildExit: (child) => {
+      metrics.onExit(child);
+    },
   });
-}
 
-/**
- * Resolves the modules and finds tsx when TypeScript modules need it.
- * Returns undefined after logging the problem.
- */
-function prepareWorkerConfig(options: CliOptions, logger: Logger): Omit<WorkerProcessConfig, "index"> | undefined {
-  const paths = options.paths.map((path) => resolve(path));
-  let brokerModule: ResolvedModule;
-  let modules: ResolvedModule[];
-  try {
-    brokerModule = { specifier: options.brokerModule.specifier, path: resolveModule(options.brokerModule.specifier, paths) };
-    modules = options.modules.map((specifier) => ({ specifier, path: resolveModule(specifier, paths) }));
-  } catch (error) {
-    if (error instanceof ModuleNotFoundError) {
-      logger.error({}, error.message);
-      return undefined;
+  // run() installs the signal handlers at once; the first scan of the
+  // watched tree happens while the worker processes start. The catch()
+  // only keeps a failure during that scan from counting as unhandled; the
+  // await below still throws it.
+  const finished = supervisor.run();
+  void finished.catch(() => undefined);
+  let watcher: SourceWatcher | undefined;
+  if (options.watch !== undefined && watchDirectory !== undefined) {
+    try {
+      watcher = await SourceWatcher.start({
+        directory: watchDirectory,
+        include: options.watch.include,
+        exclude: options.watch.exclude,
+        polling: options.watch.polling,
+        onChange: (files) => {
+          supervisor.reload(describeChanges(files));
+        },
+      });
+    } catch (error) {
+      logger.error({ err: error, directory: watchDirectory }, `Failed to watch ${watchDirectory}; the worker processes run without reloading on changes.`);
     }
-    throw error;
   }
 
-  const tsx = findTsxIfNeeded([brokerModule, ...modules], paths, logger);
-  if (tsx === false) {
-    return undefined;
+  try {
+    return await finished;
+  } finally {
+    watcher?.close();
+    await metrics.close();
   }
-
-  return {
-    brokerModule: options.brokerModule.brokerName === undefined ? brokerModule : { ...brokerModule, brokerName: options.brokerModule.brokerName },
-    modules,
-    threads: options.threads,
-    ...(options.queues === undefined ? {} : { queues: options.queues }),
-    workerShutdownTimeout: options.workerShutdownTimeout,
-    verbose: options.verbose,
-    ...(tsx === undefined ? {} : { tsx }),
-  };
 }
 
-/**
- * Returns tsx's location when a module is TypeScript and no loader is
- * active. Returns undefined when no registration is needed, or false after
- * logging that tsx is missing.
- */
-function findTsxIfNeeded(modules: readonly ResolvedModule[], paths: readonly string[], logger: Logger): TsxApi | undefined | false {
-  const typeScriptModule = modules.find((module) => isTypeScriptFile(module.path));
-  if (typeScriptModule === undefined || cliRunsFromTypeScript()) {
-    return undefined;
+/** Returns the absolute path of the `--watch` directory, or false after logging that it is not a directory. */
+function checkWatchDirectory(watch: WatchOptions, logger: Logger): string | false {
+  const directory = resolve(watch.directory);
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(directory).isDirectory();
+  } catch {
+    // Reported below like a file.
   }
 
-  const tsx = findTsx(paths);
-  if (tsx === undefined) {
-    logger.error(
-      { module: typeScriptModule.specifier, path: typeScriptModule.path },
-      `Module '${typeScriptModule.specifier}' is TypeScript, which needs tsx to load, and tsx is not installed. ` +
-        "Install it in the app (npm install tsx) or compile the module to JavaScript and pass the .js file.",
-    );
+  if (!isDirectory) {
+    logger.error({ directory }, `Invalid --watch ${JSON.stringify(watch.directory)}: ${directory} is not a directory. Pass the directory of the app's sources.`);
     return false;
   }
-
-  logger.debug({ tsx: tsx.esmUrl }, "TypeScript modules will load through tsx.");
-  return tsx;
+  return directory;
 }
 
-/** Returns the path of worker-entry.ts next to this file, or worker-entry.js in the compiled package. */
-function workerEntryPath(): string {
-  return fileURLToPath(new URL(`./worker-entry${extname(new URL(import.meta.url).pathname)}`, import.meta.url));
+/**
+ * Opens the log file again before new worker processes start, so that
+ * `kill -HUP` after a log rotation moves all output to the new file.
+ */
+function reopenLogFile(logFile: LogFile | undefined, logger: Logger): void {
+  if (logFile === undefined) {
+    return;
+  }
+
+  try {
+    logFile.reopen();
+  } catch (error) {
+    logger.error({ err: error, logFile: logFile.path }, `Failed to reopen the log file ${logFile.path}; logs keep going to the file opened before.`);
+  }
+}
+
+function describeChanges(files: readonly string[]): string {
+  const named = files.slice(0, MAX_FILES_IN_RELOAD_REASON).join(", ");
+  const more = files.length > MAX_FILES_IN_RELOAD_REASON ? ` and ${files.length - MAX_FILES_IN_RELOAD_REASON} more` : "";
+  return `changed: ${named}${more}`;
 }

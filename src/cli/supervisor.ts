@@ -1,19 +1,24 @@
 /**
  * The main process: forks the worker processes, forwards stop signals to
- * them and turns their exits into the command's exit code.
+ * them, replaces them on a reload, and turns their exits into the
+ * command's exit code.
  *
  * States:
  * - running: the worker processes were forked;
+ * - reloading: SIGTERM was sent to the worker processes after SIGHUP or a
+ *   watched file change. Once they have all exited, new ones are forked
+ *   and the state is running again;
  * - stopping: SIGTERM was sent to the worker processes, after the first
- *   SIGINT, SIGTERM or SIGHUP or after one of them exited unexpectedly;
+ *   SIGINT or SIGTERM or after one of them exited unexpectedly;
  * - killing: another signal arrived while stopping, so SIGKILL was sent.
- * The run ends once every worker process has exited.
+ * The run ends once every worker process has exited outside a reload.
  *
  * Exit code: 0 when every worker process stopped with 0 after a stop
  * signal, or died from that SIGTERM before it could handle it. Otherwise
  * the first abnormal exit decides: a worker process's non-zero code, or 1
  * when it died from a signal or exited with 0 on its own; 1 also when a
- * second signal killed the worker processes.
+ * second signal killed the worker processes. A worker process that exits
+ * abnormally during a reload is logged and replaced like the others.
  */
 
 import { fork, type ChildProcess } from "node:child_process";
@@ -22,7 +27,7 @@ import { getLogger } from "../logger.js";
 import { EXIT_KILLED, EXIT_OK } from "./exit-codes.js";
 import { isReadyMessage, type WorkerProcessConfig } from "./ipc.js";
 
-/** Options of superviseWorkerProcesses(). */
+/** Options of a Supervisor. */
 export interface SupervisorOptions {
   /** Number of worker processes to fork. */
   readonly processes: number;
@@ -30,31 +35,41 @@ export interface SupervisorOptions {
   readonly entryPath: string;
   /** Returns the settings of the worker process at `index`. */
   readonly configFor: (index: number) => WorkerProcessConfig;
+  /** Returns the descriptor that worker processes get as stdout and stderr, read at each fork. @defaultValue the main process's own stdout and stderr */
+  readonly outputDescriptor?: () => number | undefined;
+  /** Called after the old worker processes of a reload have exited, before the new ones are forked. */
+  readonly beforeRespawn?: () => void;
+  /** Called with every IPC message of a worker process other than its ReadyMessage. */
+  readonly onMessage?: (child: ChildProcess, message: unknown) => void;
+  /** Called when a worker process has exited, whatever the reason. */
+  readonly onChildExit?: (child: ChildProcess) => void;
 }
 
-const stopSignals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
-type StopSignal = (typeof stopSignals)[number];
+const handledSignals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+type HandledSignal = (typeof handledSignals)[number];
 
 /** Forks the worker processes and resolves with the exit code once they have all exited. */
 export async function superviseWorkerProcesses(options: SupervisorOptions): Promise<number> {
   return new Supervisor(options).run();
 }
 
-class Supervisor {
+/** Runs the worker processes; see the top of this file for its states. */
+export class Supervisor {
   private readonly logger = getLogger("melodramatiq.MainProcess");
   private readonly children = new Map<number, ChildProcess>();
-  private state: "running" | "stopping" | "killing" = "running";
+  private state: "running" | "reloading" | "stopping" | "killing" = "running";
   private exitCode: number | undefined;
   private readyCount = 0;
   private finish: (code: number) => void = () => undefined;
 
   constructor(private readonly options: SupervisorOptions) {}
 
+  /** Forks the worker processes and resolves with the command's exit code once they have all exited. */
   async run(): Promise<number> {
     const done = new Promise<number>((resolve) => {
       this.finish = resolve;
     });
-    const handlers = stopSignals.map((signal) => {
+    const handlers = handledSignals.map((signal) => {
       const handler = (): void => {
         this.onSignal(signal);
       };
@@ -63,9 +78,7 @@ class Supervisor {
     });
 
     try {
-      for (let index = 0; index < this.options.processes; index += 1) {
-        this.spawn(index);
-      }
+      this.spawnAll();
       return await done;
     } finally {
       for (const { signal, handler } of handlers) {
@@ -74,9 +87,35 @@ class Supervisor {
     }
   }
 
+  /**
+   * Replaces every worker process: stops them gracefully, waits until they
+   * have all exited, then forks new ones. The main process keeps its PID.
+   * Ignored unless the worker processes are running, so a reload during a
+   * reload or a stop does nothing.
+   */
+  reload(reason: string): void {
+    if (this.state !== "running") {
+      this.logger.info({ reason }, `Not reloading workers: they are ${this.state === "reloading" ? "reloading already" : "stopping"}.`);
+      return;
+    }
+
+    this.logger.info({ reason }, "Reloading workers...");
+    this.state = "reloading";
+    this.sendStop();
+  }
+
+  private spawnAll(): void {
+    this.state = "running";
+    this.readyCount = 0;
+    for (let index = 0; index < this.options.processes; index += 1) {
+      this.spawn(index);
+    }
+  }
+
   private spawn(index: number): void {
+    const output = this.options.outputDescriptor?.() ?? "inherit";
     const child = fork(this.options.entryPath, [JSON.stringify(this.options.configFor(index))], {
-      stdio: ["inherit", "inherit", "inherit", "ipc"],
+      stdio: ["inherit", output, output, "ipc"],
       execArgv: inheritableExecArgv(),
     });
     this.children.set(index, child);
@@ -85,6 +124,8 @@ class Supervisor {
     child.on("message", (message) => {
       if (isReadyMessage(message)) {
         this.onReady(index, child);
+      } else {
+        this.options.onMessage?.(child, message);
       }
     });
     child.once("exit", (code, signal) => {
@@ -100,6 +141,10 @@ class Supervisor {
   }
 
   private onReady(index: number, child: ChildProcess): void {
+    if (this.children.get(index) !== child) {
+      return;
+    }
+
     this.readyCount += 1;
     this.logger.debug({ pid: child.pid }, `Worker process ${index} with PID ${child.pid ?? "unknown"} is ready.`);
     if (this.readyCount === this.options.processes) {
@@ -112,52 +157,87 @@ class Supervisor {
       return;
     }
     this.children.delete(index);
+    this.options.onChildExit?.(child);
 
     const status = signal === null ? `code ${code ?? "unknown"}` : `signal ${signal}`;
     const pid = child.pid ?? "unknown";
     if (this.state === "running") {
       this.logger.error({ pid, code, signal }, `Worker process ${index} with PID ${pid} exited unexpectedly (${status}). Shutting down...`);
       this.exitCode ??= abnormalExitCode(code, signal);
-      this.stopChildren();
+      this.stop();
     } else if (code === 0) {
       this.logger.debug({ pid }, `Worker process ${index} with PID ${pid} has stopped.`);
     } else if (signal === "SIGTERM") {
       // A worker process installs its SIGTERM handler before it loads any
       // module, so dying from SIGTERM means it had not started anything yet.
       this.logger.debug({ pid }, `Worker process ${index} with PID ${pid} was stopped by SIGTERM while it was starting.`);
+    } else if (this.state === "reloading") {
+      this.logger.warn({ pid, code, signal }, `Worker process ${index} with PID ${pid} exited with ${status} while reloading; a new one replaces it.`);
     } else {
       this.logger.warn({ pid, code, signal }, `Worker process ${index} with PID ${pid} exited with ${status} while stopping.`);
       this.exitCode ??= abnormalExitCode(code, signal);
     }
 
-    if (this.children.size === 0) {
+    if (this.children.size > 0) {
+      return;
+    }
+    if (this.state === "reloading") {
+      this.respawn();
+    } else {
       this.finish(this.exitCode ?? EXIT_OK);
     }
   }
 
-  private onSignal(signal: StopSignal): void {
-    if (this.state !== "running") {
-      this.killChildren(signal);
-      return;
+  private respawn(): void {
+    try {
+      this.options.beforeRespawn?.();
+    } catch (error) {
+      this.logger.error({ err: error }, "Failed to prepare the reload; starting the new worker processes anyway.");
     }
 
-    if (signal === "SIGHUP") {
-      // NOTE: Python Dramatiq reloads its workers on SIGHUP; until reloading
-      // exists here, SIGHUP stops the command like SIGTERM does.
-      this.logger.info({}, "Received SIGHUP; reloading is not implemented yet, so the worker processes stop.");
-    }
-    this.stopChildren();
+    this.logger.info({}, `Starting ${this.options.processes} new worker process(es).`);
+    this.spawnAll();
   }
 
-  private stopChildren(): void {
+  private onSignal(signal: HandledSignal): void {
+    switch (this.state) {
+      case "running":
+        if (signal === "SIGHUP") {
+          this.reload("SIGHUP");
+        } else {
+          this.stop();
+        }
+        return;
+      case "reloading":
+        if (signal === "SIGHUP") {
+          this.logger.info({}, "Received SIGHUP while reloading; the new worker processes load the current code anyway.");
+        } else {
+          // The worker processes already received SIGTERM for the reload;
+          // another one would make them exit at once, so none is sent.
+          this.logger.info({}, `Received ${signal} while reloading; stopping instead of starting new worker processes.`);
+          this.state = "stopping";
+        }
+        return;
+      case "stopping":
+      case "killing":
+        this.killChildren(signal);
+        return;
+    }
+  }
+
+  private stop(): void {
     this.state = "stopping";
+    this.sendStop();
+  }
+
+  private sendStop(): void {
     if (this.children.size > 0) {
       this.logger.info({}, "Sending signal 'SIGTERM' to subprocesses...");
       this.sendToChildren("SIGTERM");
     }
   }
 
-  private killChildren(signal: StopSignal): void {
+  private killChildren(signal: HandledSignal): void {
     this.state = "killing";
     this.exitCode ??= EXIT_KILLED;
     this.logger.warn({}, `Received ${signal} while stopping; killing the worker processes with SIGKILL.`);

@@ -1,6 +1,7 @@
 /**
  * The life of one worker process: load the modules, start a Worker, report
- * readiness to the main process, and stop gracefully on the first SIGTERM.
+ * readiness (and the Prometheus middleware's address, if the broker has
+ * one) to the main process, and stop gracefully on the first SIGTERM.
  *
  * Signals: SIGINT is ignored, because Ctrl-C in a terminal reaches every
  * process of the group and the main process already turns it into a
@@ -13,6 +14,7 @@
 import type { Broker } from "../broker.js";
 import { BrokerConnectionError } from "../errors.js";
 import { ConsoleLogger, getLogger, setLogger, type Logger } from "../logger.js";
+import { findMetricsProvider, serveMetricsToMainProcess } from "../metrics/ipc.js";
 import { Worker } from "../worker/worker.js";
 import { EXIT_CONNECTION_FAILED, EXIT_IMPORT_OR_USAGE, EXIT_KILLED, EXIT_OK } from "./exit-codes.js";
 import type { ReadyMessage, ResolvedModule, WorkerProcessConfig } from "./ipc.js";
@@ -21,7 +23,9 @@ import { registerTsx } from "./typescript-loader.js";
 
 /** Runs a worker process until it is stopped and returns its exit code. */
 export async function runWorkerProcess(config: WorkerProcessConfig): Promise<number> {
-  setLogger(new ConsoleLogger({ level: config.verbose ? "debug" : "info" }));
+  if (!config.skipLogging) {
+    setLogger(new ConsoleLogger({ level: config.verbose ? "debug" : "info" }));
+  }
   const logger = getLogger(`melodramatiq.WorkerProcess(${config.index})`);
   const stopRequest = new StopRequest(logger);
 
@@ -57,12 +61,30 @@ export async function runWorkerProcess(config: WorkerProcessConfig): Promise<num
 
   logger.info({}, "Worker process is ready for action.");
   reportReady(logger);
+  const stopServingMetrics = serveMetrics(broker, logger);
 
   const reason = await stopRequest.promise;
   logger.info({ reason }, "Stopping worker process...");
   await worker.stop();
+  stopServingMetrics();
   await closeBroker(broker, logger);
   return EXIT_OK;
+}
+
+/**
+ * Sends the Prometheus middleware's exposition address to the main
+ * process, which serves the merged metrics of all worker processes, and
+ * responds to its metrics requests. Returns the function that stops the
+ * responses.
+ */
+function serveMetrics(broker: Broker, logger: Logger): () => void {
+  const provider = findMetricsProvider(broker);
+  if (provider === undefined) {
+    return () => undefined;
+  }
+
+  logger.debug({ host: provider.host, port: provider.port }, "The broker has the Prometheus middleware; the main process serves its metrics.");
+  return serveMetricsToMainProcess(provider);
 }
 
 /** Imports the modules and returns the broker, or the exit code after logging why loading failed. */

@@ -6,6 +6,7 @@ import { test } from "node:test";
 import { DEFAULT_THREADS, DEFAULT_WORKER_SHUTDOWN_TIMEOUT, defaultProcesses, parseCommandLine, type CliOptions } from "../../src/cli/arguments.js";
 import { EXIT_IMPORT_OR_USAGE, EXIT_OK } from "../../src/cli/exit-codes.js";
 import { parseModuleSpec } from "../../src/cli/module-spec.js";
+import { DEFAULT_WATCH_INCLUDE } from "../../src/cli/watch-patterns.js";
 import { UsageError } from "../../src/cli/usage-error.js";
 import { REPO_ROOT, startCli } from "./cli-process.js";
 
@@ -26,6 +27,25 @@ test("parseCommandLine defaults", () => {
   assert.deepEqual(options.paths, ["."]);
   assert.equal(options.workerShutdownTimeout, DEFAULT_WORKER_SHUTDOWN_TIMEOUT);
   assert.equal(options.verbose, false);
+  assert.equal(options.pidFile, undefined);
+  assert.equal(options.logFile, undefined);
+  assert.equal(options.skipLogging, false);
+  assert.equal(options.watch, undefined);
+});
+
+test("parseCommandLine files and logging flags", () => {
+  const options = parseRun(["app.js", "--pid-file", "/run/melo.pid", "--log-file=melo.log", "--skip-logging"]);
+
+  assert.equal(options.pidFile, "/run/melo.pid");
+  assert.equal(options.logFile, "melo.log");
+  assert.equal(options.skipLogging, true);
+});
+
+test("parseCommandLine watch flags", () => {
+  const options = parseRun(["app.js", "--watch", "src", "-i", "**/*.sql", "--watch-include", "*.yaml", "-x", "dist", "--watch-exclude=**/*.test.ts", "--watch-use-polling"]);
+
+  assert.deepEqual(options.watch, { directory: "src", polling: true, include: ["**/*.sql", "*.yaml"], exclude: ["dist", "**/*.test.ts"] });
+  assert.deepEqual(parseRun(["app.js", "--watch", "."]).watch, { directory: ".", polling: false, include: [], exclude: [] });
 });
 
 test("parseCommandLine long and short flags", () => {
@@ -76,6 +96,13 @@ test("parseCommandLine rejects invalid command lines", () => {
     [["app.js", "more.js:broker"], /only the first MODULE can name a broker/],
     [["app.js:my-broker"], /invalid broker name "my-broker"/],
     [[":broker"], /the module before ':' is missing/],
+    [["app.js", "--pid-file", ""], /--pid-file: expected a path, got an empty value/],
+    [["app.js", "--log-file"], /--log-file/],
+    [["app.js", "-i", "*.sql"], /-i\/--watch-include: only valid with --watch DIR/],
+    [["app.js", "-x", "dist"], /-x\/--watch-exclude: only valid with --watch DIR/],
+    [["app.js", "--watch-use-polling"], /--watch-use-polling: only valid with --watch DIR/],
+    [["app.js", "--watch", "src", "-i", ""], /-i\/--watch-include: expected a pattern/],
+    [["app.js", "--worker-fork-timeout", "1000"], /Unknown option '--worker-fork-timeout'/],
   ];
 
   for (const [argv, message] of cases) {
@@ -98,7 +125,10 @@ test("cli help exits 0 and lists every flag", async () => {
   const exit = await run.waitForExit();
 
   assert.deepEqual(exit, { code: EXIT_OK, signal: null });
-  for (const flag of ["--processes", "-p N", "--threads", "-t N", "--queues", "-Q", "--path", "-P", "--worker-shutdown-timeout", "--verbose", "-v", "--help", "-h", "--version"]) {
+  const flags = ["--processes", "-p N", "--threads", "-t N", "--queues", "-Q", "--path", "-P", "--worker-shutdown-timeout", "--verbose", "-v", "--help", "-h", "--version"];
+  flags.push("--pid-file", "--log-file", "--skip-logging", "--watch DIR", "--watch-use-polling", "-i PATTERN", "--watch-include", "-x PATTERN", "--watch-exclude");
+  flags.push(...DEFAULT_WATCH_INCLUDE);
+  for (const flag of flags) {
     assert.ok(run.stdout().includes(flag), `help text lacks ${flag}:\n${run.stdout()}`);
   }
   assert.match(run.stdout(), /^usage: melodramatiq /);

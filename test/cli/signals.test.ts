@@ -82,15 +82,63 @@ test("cli SIGTERM during start-up exits 0", async (t) => {
   assert.deepEqual(exit, { code: EXIT_OK, signal: null }, run.stderr());
 });
 
-test("cli SIGHUP stops like SIGTERM for now", async (t) => {
-  const { run } = startStubApp(t, ["-p", "1"]);
-  await readyWorkerPids(run, 1);
+test("cli SIGHUP reloads worker processes", async (t) => {
+  const { run, output } = startStubApp(t, ["-p", "2", "-t", "2"], 1500);
+  const oldPids = await readyWorkerPids(run, 2);
+  await waitForLines(output, "started", 2);
 
   run.signal("SIGHUP");
+  const newPids = (await readyWorkerPids(run, 4)).slice(2);
+  // Each new worker process runs the message it enqueues at import time.
+  const started = await waitForLines(output, "started", 4);
+  run.signal("SIGTERM");
   const exit = await run.waitForExit();
 
   assert.deepEqual(exit, { code: EXIT_OK, signal: null }, run.stderr());
-  assert.match(run.stderr(), /Received SIGHUP; reloading is not implemented yet/);
+  assert.match(run.stderr(), /\[melodramatiq\.MainProcess\] \[INFO\] Reloading workers\.\.\. \(reason=SIGHUP\)/);
+  assert.match(run.stderr(), /\[melodramatiq\.MainProcess\] \[INFO\] Starting 2 new worker process\(es\)\./);
+  assert.equal(new Set([...oldPids, ...newPids]).size, 4, "the new worker processes have new PIDs");
+  assert.ok(oldPids.every((pid) => !isProcessAlive(pid)), "the old worker processes are gone");
+  const finished = readLines(output).filter((line) => line.startsWith("finished"));
+  for (const pid of oldPids) {
+    assert.ok(finished.includes(`finished ${pid}`), `the running task of ${pid} finishes before the reload`);
+  }
+  assert.deepEqual(started.slice(2).map((line) => Number(line.split(" ")[1])).sort(), [...newPids].sort(), "the new worker processes consume");
+  const mainLines = [...run.stderr().matchAll(/\[PID (\d+)\] \[melodramatiq\.MainProcess\]/g)].map((match) => Number(match[1]));
+  assert.deepEqual([...new Set(mainLines)], [run.pid], "the main process keeps its PID");
+});
+
+test("cli SIGHUP during reload is ignored", async (t) => {
+  const { run, output } = startStubApp(t, ["-p", "1"], 1500);
+  await readyWorkerPids(run, 1);
+  await waitForLines(output, "started", 1);
+
+  run.signal("SIGHUP");
+  await run.waitForStderr(/Stopping worker process\.\.\./);
+  run.signal("SIGHUP");
+  await readyWorkerPids(run, 2);
+  run.signal("SIGTERM");
+  const exit = await run.waitForExit();
+
+  assert.deepEqual(exit, { code: EXIT_OK, signal: null }, run.stderr());
+  assert.match(run.stderr(), /Received SIGHUP while reloading/);
+  assert.equal([...run.stderr().matchAll(/Starting 1 new worker process\(es\)/g)].length, 1);
+});
+
+test("cli SIGTERM during reload stops", async (t) => {
+  const { run, output } = startStubApp(t, ["-p", "1"], 1500);
+  await readyWorkerPids(run, 1);
+  await waitForLines(output, "started", 1);
+
+  run.signal("SIGHUP");
+  await run.waitForStderr(/Stopping worker process\.\.\./);
+  run.signal("SIGTERM");
+  const exit = await run.waitForExit();
+
+  assert.deepEqual(exit, { code: EXIT_OK, signal: null }, run.stderr());
+  assert.match(run.stderr(), /Received SIGTERM while reloading; stopping instead of starting new worker processes\./);
+  assert.doesNotMatch(run.stderr(), /Starting 1 new worker process/);
+  assert.equal(readLines(output).filter((line) => line.startsWith("finished")).length, 1, "the running task finishes");
 });
 
 test("cli shutdown timeout abandons long tasks", async (t) => {

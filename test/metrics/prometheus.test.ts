@@ -350,7 +350,7 @@ test("queue depth comes from option", async () => {
 
 /** A stub broker that reports its queue depths, as brokers with a `queueDepth` method would. */
 class CountingStubBroker extends StubBroker {
-  async queueDepth(queueName: string): Promise<number> {
+  override async queueDepth(queueName: string): Promise<number> {
     if (queueName.endsWith(".XQ")) {
       return this.deadLettersOf(queueName.slice(0, -3)).length;
     }
@@ -372,12 +372,17 @@ test("queue depth comes from broker method", async () => {
   assert.equal(await metricValue(prometheus, METRIC_NAMES.queueMessages, { queue_name: "default.XQ" }), 0);
 });
 
-test("queue depth without source has no series", async () => {
+test("queue depth defaults to broker method", async () => {
   const prometheus = new Prometheus();
   const broker = new StubBroker({ middleware: [prometheus] });
-  actor(() => undefined, { broker, actorName: "a" });
+  const task = actor(() => undefined, { broker, actorName: "a" });
+  await task.send();
+  await task.sendWithOptions({ delay: 60_000 });
 
-  assert.deepEqual(await seriesLabels(prometheus, METRIC_NAMES.queueMessages), []);
+  const metric = METRIC_NAMES.queueMessages;
+  assert.equal(await metricValue(prometheus, metric, { queue_name: "default" }), 1);
+  assert.equal(await metricValue(prometheus, metric, { queue_name: "default.DQ" }), 1);
+  assert.equal(await metricValue(prometheus, metric, { queue_name: "default.XQ" }), 0);
 });
 
 test("queue depth leaves out failed and slow queues", async () => {
