@@ -99,6 +99,15 @@ export class TimeLimitExceededError extends DramatiqError {
 }
 
 /**
+ * The worker is stopping: a task that asked for shutdown notifications
+ * (`notifyShutdown`) is interrupted with this error, and its message is
+ * retried like any other failure.
+ */
+export class ShutdownError extends DramatiqError {
+  override readonly code: string = "MELO_ERR_SHUTDOWN";
+}
+
+/**
  * Returns `value` if it is an Error, else an Error that describes it and keeps
  * the original as `cause`. Actors may throw anything; the worker needs an Error.
  */

@@ -7,10 +7,20 @@ import { AsyncLocalStorage } from "node:async_hooks";
 
 import type { MessageProxy } from "./message-proxy.js";
 
-/** What a running task can learn about itself. */
+/**
+ * Context of a running task: its message and its abort signal. The worker calls each actor
+ * function with its TaskContext as `this`, so an actor declared as
+ * `function (this: TaskContext, id: string) {…}` reads `this.signal`, while
+ * `send()` stays typed by the other parameters.
+ */
 export interface TaskContext {
   readonly message: MessageProxy;
-  /** Aborted when the task must stop early (time limit, worker shutdown). */
+  /**
+   * Aborted when the task must stop early: its time limit passed
+   * (reason: TimeLimitExceededError) or the worker is stopping and the task
+   * asked for shutdown notifications (reason: ShutdownError). It is not
+   * aborted when the task ends normally.
+   */
   readonly signal: AbortSignal;
 }
 

@@ -5,6 +5,7 @@
  */
 
 import type { Message, MessageOptions } from "../message/message.js";
+import type { RunningTask } from "./running-task.js";
 
 export class MessageProxy {
   /** Set by `fail()`: the message will be nacked (dead-lettered) instead of acked. */
@@ -21,6 +22,12 @@ export class MessageProxy {
    * it, because the broker will deliver it again or has discarded it.
    */
   abandoned = false;
+  /**
+   * The actor call in progress for this message, set by the worker once the
+   * `beforeProcessMessage` hooks have passed. Middleware calls
+   * `task.interrupt(error)` on it to end the call early.
+   */
+  task: RunningTask | undefined = undefined;
 
   constructor(
     readonly message: Message,

@@ -8,6 +8,11 @@
  * through the middleware hooks and its actor, and is then acked, or nacked
  * (dead-lettered) when it failed.
  *
+ * Interrupting: a middleware can end an actor call early with
+ * `message.task.interrupt(error)` (time limits, shutdown notifications). The
+ * worker then handles `error` as if the actor had thrown it and frees the
+ * task slot at once, even if the actor's promise never settles.
+ *
  * Stopping: consumers stop delivering, messages not yet started are
  * requeued at once, running tasks get `shutdownTimeout` ms to finish, then
  * the consumers close, which returns anything still unacked to the broker.
@@ -15,13 +20,17 @@
 
 import type { Broker } from "../broker.js";
 import type { Consumer } from "../consumer.js";
-import { ActorNotFoundError, ConfigurationError, SkipMessage, toError } from "../errors.js";
+import { ActorNotFoundError, ConfigurationError, Retry, ShutdownError, SkipMessage, toError } from "../errors.js";
 import { getLogger } from "../logger.js";
 import { canonicalQueueName, delayQueueName, isDelayQueueName } from "../message/queue-names.js";
+import type { AsyncHookName } from "../middleware/middleware.js";
+import { RateLimitExceededError } from "../rate-limits/errors.js";
 import { taskStorage } from "./context.js";
 import { DelayScheduler } from "./delay-scheduler.js";
 import { Heap } from "./heap.js";
+import { LoopWatchdog } from "./loop-watchdog.js";
 import type { MessageProxy } from "./message-proxy.js";
+import { RunningTask } from "./running-task.js";
 
 /** Options of a Worker. */
 export interface WorkerOptions {
@@ -35,6 +44,13 @@ export interface WorkerOptions {
   queuePrefetch?: number;
   /** Unacked (held) messages per delay queue. @defaultValue 1000 × concurrency, at most 65535 */
   delayQueuePrefetch?: number;
+  /**
+   * Milliseconds the event loop may stay blocked (by a synchronous task, say)
+   * before a watchdog thread logs a warning naming the running actors and
+   * message ids, once per stall. 0 turns the watchdog off.
+   * @defaultValue 1000
+   */
+  eventLoopBlockThreshold?: number;
 }
 
 interface WorkItem {
@@ -63,6 +79,8 @@ export class Worker {
   private readonly running = new Set<Promise<void>>();
   private readonly heldBy = new WeakMap<MessageProxy, HeldDelivery>();
   private readonly delayed: DelayScheduler;
+  private readonly eventLoopBlockThreshold: number;
+  private watchdog: LoopWatchdog | undefined;
   private sequence = 0;
   /** Actor calls in progress; `running` also holds short delay releases. */
   private activeCount = 0;
@@ -73,6 +91,7 @@ export class Worker {
     this.broker = broker;
     this.concurrency = positiveInteger("concurrency", options.concurrency ?? 8);
     this.shutdownTimeout = nonNegative("shutdownTimeout", options.shutdownTimeout ?? 600_000);
+    this.eventLoopBlockThreshold = nonNegative("eventLoopBlockThreshold", options.eventLoopBlockThreshold ?? 1000);
     this.queues = options.queues;
     this.queuePrefetch = positiveInteger("queuePrefetch", options.queuePrefetch ?? Math.min(2 * this.concurrency, MAX_PREFETCH));
     this.delayQueuePrefetch = positiveInteger(
@@ -116,6 +135,9 @@ export class Worker {
     }
 
     this.state = "running";
+    if (this.eventLoopBlockThreshold > 0) {
+      this.watchdog = LoopWatchdog.start({ threshold: this.eventLoopBlockThreshold, slots: this.concurrency });
+    }
     // Consumers may deliver while later ones are still starting; start that work now.
     this.pump();
     await this.broker.emitAfter("afterWorkerBoot", this);
@@ -224,11 +246,16 @@ export class Worker {
       }
 
       this.activeCount += 1;
-      this.track(
-        this.process(item).finally(() => {
-          this.activeCount -= 1;
-        }),
-      );
+      const task = this.process(item);
+      this.running.add(task);
+      // One reaction per task rather than two `finally` chains, because this
+      // runs for every message; process() catches its own errors.
+      const done = (): void => {
+        this.activeCount -= 1;
+        this.running.delete(task);
+        this.pump();
+      };
+      void task.then(done, done);
     }
 
     this.notifyIfIdle();
@@ -245,6 +272,7 @@ export class Worker {
   private async process(item: WorkItem): Promise<void> {
     const { message, consumer } = item;
     const actor = this.broker.actors.get(message.actorName);
+    const watchdogSlot = this.watchdog?.enter(message.actorName, message.messageId);
 
     try {
       if (actor === undefined) {
@@ -265,49 +293,117 @@ export class Worker {
     }
 
     await this.settle(consumer, message);
+    this.watchdog?.leave(watchdogSlot);
   }
 
   private async runActor(message: MessageProxy): Promise<void> {
-    const abort = new AbortController();
-
     try {
       await this.broker.emitBefore("beforeProcessMessage", message);
     } catch (error) {
       if (error instanceof SkipMessage) {
         this.logger.debug({ messageId: message.messageId, actorName: message.actorName }, `Skipped message '${message.messageId}'.`);
+        // A middleware may fail a message while skipping it without saying
+        // why, so the SkipMessage becomes the reason the Results middleware stores.
+        if (message.failed && message.error === undefined) {
+          message.error = error;
+        }
         await this.broker.emitAfter("afterSkipMessage", message);
         return;
       }
       throw error;
     }
 
+    const task = new RunningTask(message, this);
+    message.task = task;
     try {
-      const actor = this.broker.getActor(message.actorName);
-      const call = async (): Promise<unknown> => actor.invoke(message.message.args, message.message.kwargs);
-      const result = await taskStorage.run({ message, signal: abort.signal }, () => this.wrapActorCall(message, call));
+      const result = await this.callActor(task);
       message.result = result;
       await this.broker.emitAfter("afterProcessMessage", message, { result });
     } catch (thrown) {
       const error = toError(thrown);
       message.error = error;
-      this.logger.error(
-        { err: error, messageId: message.messageId, actorName: message.actorName },
-        `Failed to process message ${message.toString()} with unhandled exception.`,
-      );
+      this.logFailure(message, error);
       await this.broker.emitAfter("afterProcessMessage", message, { error });
       if (!message.retryScheduled) {
         message.fail(error);
       }
-    } finally {
-      abort.abort();
     }
+  }
+
+  /**
+   * Calls the actor through the `aroundActor` hooks, with the task as its
+   * `this` and as the AsyncLocalStorage context. Settles with the actor's
+   * outcome, or as soon as a middleware interrupts the task; an outcome that
+   * arrives after that is logged and dropped.
+   */
+  private callActor(task: RunningTask): Promise<unknown> {
+    const { message } = task;
+    const actor = this.broker.getActor(message.actorName);
+    const call = async (): Promise<unknown> => {
+      // A middleware may interrupt the task before the actor starts (a
+      // worker stopping); the actor must not run then.
+      if (task.interruption !== undefined) {
+        throw task.interruption;
+      }
+      return actor.invoke(message.message.args, message.message.kwargs, task);
+    };
+
+    let work: Promise<unknown>;
+    try {
+      work = taskStorage.run(task, () => this.wrapActorCall(message, call));
+    } catch (error) {
+      // A synchronous `aroundActor` hook threw; the task still needs its outcome.
+      work = Promise.reject(toError(error));
+    }
+
+    return task.outcome(work, (late) => {
+      if (!late.fulfilled && late.error === task.interruption) {
+        return;
+      }
+
+      const fields = { messageId: message.messageId, actorName: message.actorName, interruption: task.interruption?.name };
+      if (late.fulfilled) {
+        this.logger.debug(fields, `Actor '${message.actorName}' returned after message '${message.messageId}' was interrupted; ignoring its result.`);
+      } else {
+        this.logger.debug(
+          { ...fields, err: late.error },
+          `Actor '${message.actorName}' threw after message '${message.messageId}' was interrupted; ignoring the error.`,
+        );
+      }
+    });
+  }
+
+  /**
+   * Logs a failed actor call. Errors that steer the message rather than
+   * report a bug (a retry request, a full rate limiter, a shutdown) are
+   * logged below error level, as Python Dramatiq does for the first two.
+   */
+  private logFailure(message: MessageProxy, error: Error): void {
+    const fields = { err: error, messageId: message.messageId, actorName: message.actorName };
+    if (error instanceof Retry) {
+      this.logger.debug(fields, `Actor requested a retry of message ${message.toString()}.`);
+      return;
+    }
+    if (error instanceof RateLimitExceededError) {
+      this.logger.debug(fields, `Rate limit exceeded in message ${message.toString()}: ${error.message}.`);
+      return;
+    }
+    if (error instanceof ShutdownError) {
+      // Retries decides whether the message runs again.
+      this.logger.warn(fields, `Message ${message.toString()} was interrupted because the worker is stopping.`);
+      return;
+    }
+
+    this.logger.error(fields, `Failed to process message ${message.toString()} with unhandled exception.`);
   }
 
   /** Runs the actor call inside every middleware's `aroundActor`, the first middleware outermost. */
   private wrapActorCall(message: MessageProxy, call: () => Promise<unknown>): Promise<unknown> {
+    const stack = this.broker.middleware;
     let next = call;
-    for (const middleware of [...this.broker.middleware].reverse()) {
-      if (middleware.aroundActor !== undefined) {
+    for (let index = stack.length - 1; index >= 0; index -= 1) {
+      const middleware = stack[index];
+      if (middleware?.aroundActor !== undefined) {
         const inner = next;
         next = () => middleware.aroundActor?.(this.broker, message, inner) ?? inner();
       }
@@ -322,20 +418,35 @@ export class Worker {
     }
 
     const failed = message.failed;
+    const before = failed ? "beforeNack" : "beforeAck";
+    const after = failed ? "afterNack" : "afterAck";
     try {
-      await this.broker.emitBefore(failed ? "beforeNack" : "beforeAck", message);
+      if (this.hasHook(before)) {
+        await this.broker.emitBefore(before, message);
+      }
       if (failed) {
         await consumer.nack(message);
       } else {
         await consumer.ack(message);
       }
-      await this.broker.emitAfter(failed ? "afterNack" : "afterAck", message);
+      if (this.hasHook(after)) {
+        await this.broker.emitAfter(after, message);
+      }
     } catch (error) {
       this.logger.error(
         { err: error, messageId: message.messageId, actorName: message.actorName },
         `Failed to ${failed ? "nack" : "ack"} message '${message.messageId}'; the broker will deliver it again.`,
       );
     }
+  }
+
+  /**
+   * Reports whether a middleware implements `hook`. The default stack
+   * implements no ack or nack hook, and skipping the emit saves the
+   * promises of an async call on every message.
+   */
+  private hasHook(hook: AsyncHookName): boolean {
+    return this.broker.middleware.some((middleware) => middleware[hook] !== undefined);
   }
 
   /** Resolves when no message is waiting for a slot and no task is running. */
@@ -390,6 +501,8 @@ export class Worker {
     }
 
     await this.closeConsumers();
+    await this.watchdog?.stop();
+    this.watchdog = undefined;
     this.state = "stopped";
     this.notifyIfIdle();
     await this.broker.emitAfter("afterWorkerShutdown", this);
