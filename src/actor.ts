@@ -15,6 +15,7 @@ import { ConfigurationError } from "./errors.js";
 import { Message } from "./message/message.js";
 import { toWireOptions } from "./message/option-names.js";
 import { validateQueueName } from "./message/queue-names.js";
+import type { TaskContext } from "./worker/context.js";
 
 /** Any function can be an actor; its parameters type `send()`. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -81,8 +82,11 @@ export interface Actor<F extends ActorFunction = ActorFunction> {
   send(...args: Parameters<F>): Promise<Message<Parameters<F>>>;
   /** Enqueues a message with options (`delay`, `kwargs`, message options) and returns it as enqueued. */
   sendWithOptions(options: SendOptions<Parameters<F>>): Promise<Message<Parameters<F>>>;
-  /** Runs the function with the arguments of a message, as a worker does. */
-  invoke(args: readonly unknown[], kwargs: Record<string, unknown>): unknown;
+  /**
+   * Runs the function with the arguments of a message, as a worker does.
+   * A worker passes the task's `context`, which becomes the function's `this`.
+   */
+  invoke(args: readonly unknown[], kwargs: Record<string, unknown>, context?: TaskContext): unknown;
 }
 
 /** An actor: callable like `fn`, with the `Actor` methods. */
@@ -95,12 +99,23 @@ const actorPrototype = {
 
   messageWithOptions(this: Actor, options: SendOptions<unknown[]>): Message {
     const { args = [], kwargs = {}, ...rest } = options;
+    if (!Array.isArray(args)) {
+      throw new ConfigurationError(
+        `Invalid args for actor ${JSON.stringify(this.actorName)}: expected an array of positional arguments, got ${describeType(args)}.`,
+      );
+    }
+    if (typeof kwargs !== "object" || kwargs === null || Array.isArray(kwargs)) {
+      throw new ConfigurationError(
+        `Invalid kwargs for actor ${JSON.stringify(this.actorName)}: expected a plain object of keyword arguments, got ${describeType(kwargs)}.`,
+      );
+    }
+
     return new Message({
       queueName: this.queueName,
       actorName: this.actorName,
       args: [...args],
       kwargs,
-      options: toWireOptions(rest),
+      options: toWireOptions(replaceActorsByName(rest)),
     });
   },
 
@@ -115,14 +130,34 @@ const actorPrototype = {
     return this.broker.enqueue(message, enqueueOptions);
   },
 
-  invoke(this: Actor, args: readonly unknown[], kwargs: Record<string, unknown>): unknown {
+  invoke(this: Actor, args: readonly unknown[], kwargs: Record<string, unknown>, context?: TaskContext): unknown {
     const callArgs = Object.keys(kwargs).length > 0 ? [...args, kwargs] : args;
-    return this.fn(...callArgs);
+    return context === undefined ? this.fn(...callArgs) : this.fn.call(context, ...callArgs);
   },
 };
 
+function describeType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}
+
 // Actors are functions, so they keep call/apply/bind.
 Object.setPrototypeOf(actorPrototype, Function.prototype);
+
+/**
+ * Replaces every option value that is an actor with its name, so that
+ * `onSuccess: notify` travels as `"on_success": "notify"` as in Python
+ * Dramatiq. A function cannot be encoded anyway, so no other option loses.
+ */
+function replaceActorsByName(options: Record<string, unknown>): Record<string, unknown> {
+  const replaced: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(options)) {
+    replaced[name] = isActor(value) ? value.actorName : value;
+  }
+
+  return replaced;
+}
 
 /** Reports whether `value` was built by `actor()`. */
 export function isActor(value: unknown): value is Actor {

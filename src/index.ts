@@ -58,3 +58,28 @@ export { currentMessage, currentSignal, type TaskContext } from "./worker/contex
 export { MessageProxy } from "./worker/message-proxy.js";
 export { Worker, type WorkerOptions } from "./worker/worker.js";
 export { StubBroker, type DeadLetter, type StubBrokerOptions } from "./brokers/stub/index.js";
+export { ShutdownError } from "./errors.js";
+export { AgeLimit, type AgeLimitOptions } from "./middleware/age-limit.js";
+export { TimeLimit, DEFAULT_TIME_LIMIT, type TimeLimitOptions } from "./middleware/time-limit.js";
+export { ShutdownNotifications, type ShutdownNotificationsOptions } from "./middleware/shutdown-notifications.js";
+export { CurrentMessage } from "./middleware/current-message.js";
+export { optionChecks, resolveCheckedOption, type OptionCheck, type OptionWarningSink, type Precedence } from "./middleware/options.js";
+export { RunningTask } from "./worker/running-task.js";
+export { Callbacks, type CallbackFailure } from "./middleware/callbacks.js";
+export { Pipelines } from "./middleware/pipelines.js";
+export { GroupCallbacks, DEFAULT_BARRIER_TTL, type GroupCallbacksOptions } from "./middleware/group-callbacks.js";
+export {
+  Group,
+  group,
+  Pipeline,
+  pipeline,
+  type CompositionOptions,
+  type CompositionResultOptions,
+  type CompositionRunOptions,
+  type GroupChild,
+  type GroupRunOptions,
+  type GroupWaitOptions,
+  type PipelineChild,
+} from "./composition/index.js";
+export { GenericActor, type GenericActorClass } from "./generic-actor.js";
+export { RateLimitExceededError } from "./rate-limits/errors.js";
