@@ -120,7 +120,8 @@ export const silentLogger: Logger = {
 let rootLogger: Logger = new ConsoleLogger({ level: logLevelFromEnvironment() });
 
 function logLevelFromEnvironment(): LogLevel {
-  const value = process.env["MELODRAMATIQ_LOG_LEVEL"]?.toLowerCase();
+  // "warning" is accepted too, since log lines print that level as WARNING.
+  const value = process.env["MELODRAMATIQ_LOG_LEVEL"]?.toLowerCase().replace(/^warning$/, "warn");
   const known: LogLevel[] = ["debug", "info", "warn", "error", "silent"];
   return known.find((level) => level === value) ?? "info";
 }
@@ -155,13 +156,24 @@ export function getLogger(name: string): Logger {
  * messages. Text that does not parse as a URL is returned unchanged.
  */
 export function redactUrl(url: string): string {
+  // Fail-over lists join several URLs with ';', and each may carry a password.
+  if (url.includes(";")) {
+    return url.split(";").map(redactOneUrl).join(";");
+  }
+  return redactOneUrl(url);
+}
+
+/** Query parameters whose values are secrets (redis-py accepts `?password=`). */
+const secretQueryParameters = /([?&](?:password|pass|pwd|secret|token)=)[^&#]*/gi;
+
+function redactOneUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password !== "") {
       parsed.password = "***";
     }
-    return parsed.toString();
+    return parsed.toString().replace(secretQueryParameters, "$1***");
   } catch {
-    return url.replace(/\/\/([^:/@]*):[^@/]*@/, "//$1:***@");
+    return url.replace(/\/\/([^:/@]*):[^@/]*@/g, "//$1:***@").replace(secretQueryParameters, "$1***");
   }
 }

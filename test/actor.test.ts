@@ -131,3 +131,13 @@ test("actor without broker uses global broker", () => {
   assert.equal(named.broker, broker);
   assert.equal(getBroker(), broker);
 });
+
+test("sendWithOptions rejects bad args and kwargs", async () => {
+  const broker = new StubBroker();
+  const task = actor((..._args: unknown[]) => undefined, { broker, actorName: "task" });
+  const invalid: Record<string, unknown>[] = [{ args: { a: 1 } }, { args: "abc" }, { kwargs: [1, 2] }, { kwargs: null }, { kwargs: "x" }];
+  for (const options of invalid) {
+    await assert.rejects(task.sendWithOptions(options), ConfigurationError, JSON.stringify(options));
+  }
+  assert.equal(broker.queue("default").bodies.length, 0);
+});

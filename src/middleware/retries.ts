@@ -7,7 +7,7 @@
 
 import type { Actor } from "../actor.js";
 import type { Broker } from "../broker.js";
-import { ActorNotFoundError, Retry } from "../errors.js";
+import { ActorNotFoundError, ConfigurationError, Retry } from "../errors.js";
 import { getLogger } from "../logger.js";
 import { canonicalQueueName } from "../message/queue-names.js";
 import type { MessageProxy } from "../worker/message-proxy.js";
@@ -48,6 +48,36 @@ export class Retries extends Middleware {
     this.maxRetries = options.maxRetries === undefined ? 20 : options.maxRetries;
     this.minBackoff = options.minBackoff ?? 15000;
     this.maxBackoff = options.maxBackoff ?? MAX_BACKOFF_CAP;
+  }
+
+  /** Rejects actor options of the wrong type when the actor is declared, naming the option and the fix. */
+  override beforeDeclareActor(_broker: Broker, actor: Actor): void {
+    const options = actor.options;
+    const where = `actor ${JSON.stringify(actor.actorName)}`;
+    const counts: [string, boolean][] = [
+      ["maxRetries", true],
+      ["minBackoff", false],
+      ["maxBackoff", false],
+    ];
+    for (const [name, nullable] of counts) {
+      if (!Object.hasOwn(options, name)) {
+        continue;
+      }
+      const value = options[name];
+      const valid = (nullable && value === null) || (typeof value === "number" && Number.isInteger(value) && value >= 0);
+      if (!valid) {
+        const expected = nullable ? "a whole number of 0 or more, or null for no limit" : "a whole number of milliseconds, 0 or more";
+        throw new ConfigurationError(`Invalid ${name} ${String(value)} on ${where}: it must be ${expected}.`);
+      }
+    }
+
+    if (Object.hasOwn(options, "retryWhen") && typeof options["retryWhen"] !== "function") {
+      throw new ConfigurationError(`Invalid retryWhen on ${where}: it must be a function (retries, error) => boolean.`);
+    }
+    const throws = options["throws"];
+    if (throws !== undefined && !(Array.isArray(throws) && throws.every((errorClass) => typeof errorClass === "function"))) {
+      throw new ConfigurationError(`Invalid throws on ${where}: it must be an array of error classes, e.g. [ValidationError].`);
+    }
   }
 
   override async afterProcessMessage(broker: Broker, message: MessageProxy, outcome: ProcessOutcome): Promise<void> {

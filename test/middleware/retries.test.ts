@@ -3,7 +3,8 @@ import { test } from "node:test";
 
 import { actor } from "../../src/actor.js";
 import type { Broker } from "../../src/broker.js";
-import { Retry } from "../../src/errors.js";
+import { ConfigurationError, Retry } from "../../src/errors.js";
+import { StubBroker } from "../../src/brokers/stub/index.js";
 import type { Message } from "../../src/message/message.js";
 import { computeBackoff, MAX_BACKOFF_CAP } from "../../src/middleware/backoff.js";
 import { Middleware } from "../../src/middleware/middleware.js";
@@ -259,4 +260,26 @@ test("wrong option types are ignored with warning", async () => {
     await fixture.stop();
     logs.restore();
   }
+});
+
+test("invalid retry options are rejected at declaration", () => {
+  const broker = new StubBroker();
+  const invalid: Record<string, unknown>[] = [
+    { maxRetries: -1 },
+    { maxRetries: 1.5 },
+    { maxRetries: "3" },
+    { minBackoff: -5 },
+    { maxBackoff: Number.NaN },
+    { retryWhen: true },
+    { throws: ["Error"] },
+  ];
+  for (const options of invalid) {
+    assert.throws(
+      () => actor(() => undefined, { broker, actorName: `bad_${Object.keys(options)[0]}_${String(Object.values(options)[0])}`, ...options }),
+      (error: unknown) => error instanceof ConfigurationError && error.message.includes(Object.keys(options)[0]!),
+      JSON.stringify(options),
+    );
+  }
+
+  actor(() => undefined, { broker, actorName: "forever", maxRetries: null });
 });

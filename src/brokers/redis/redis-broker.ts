@@ -8,8 +8,9 @@
  * older than `heartbeatTimeout` go back to their queue when another
  * broker's call runs maintenance, which happens on `maintenanceChance` in a
  * million calls. There is no visibility timeout: a live broker can hold an
- * unacked message forever, so a worker keeps its heartbeat fresh with a
- * timer while it has consumers.
+ * unacked message forever, so a worker keeps its heartbeat fresh while it
+ * has consumers, from a worker thread (see `heartbeat-thread.ts`) and from
+ * a timer on the main thread.
  */
 
 import { randomUUID } from "node:crypto";
@@ -30,8 +31,10 @@ import { Message } from "../../message/message.js";
 import { canonicalQueueName, delayQueueName, validateQueueName } from "../../message/queue-names.js";
 import { loadPeer } from "../../optional-peer.js";
 import { parseRedisUrl } from "./connection-url.js";
+import { HeartbeatThread } from "./heartbeat-thread.js";
 import { RedisConsumer } from "./redis-consumer.js";
 import { getDispatchScript, probeMaxUnpackSize } from "./scripts.js";
+import { WakeUpChannel } from "./wake-ups.js";
 
 /** Options of RedisBroker. */
 export interface RedisBrokerOptions extends BrokerOptions {
@@ -109,7 +112,9 @@ export class RedisBroker extends Broker {
   private lastClientError: Error | undefined;
   private batchSizePromise: Promise<number> | undefined;
   private readonly consumers = new Set<RedisConsumer>();
+  private readonly wakeUps: WakeUpChannel;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatThread: HeartbeatThread | undefined;
   private heartbeatFailing = false;
   /** The first message dead-lettered by this process per canonical queue since its last flush, for `join()`. */
   private readonly deadLetters = new Map<string, DeadLetterRecord>();
@@ -118,6 +123,11 @@ export class RedisBroker extends Broker {
   constructor(options: RedisBrokerOptions = {}) {
     super(options);
     const { url, client, redisOptions } = options;
+    if (client !== undefined && !isRedisClient(client)) {
+      throw new ConfigurationError(
+        "Invalid RedisBroker option `client`: expected an ioredis client (new Redis(...)); pass `url` or `redisOptions` to have the broker create one.",
+      );
+    }
     if (client !== undefined && (url !== undefined || redisOptions !== undefined)) {
       throw new ConfigurationError("RedisBroker takes either `client` or `url`/`redisOptions`, not both: configure the client you pass instead.");
     }
@@ -136,6 +146,16 @@ export class RedisBroker extends Broker {
       this.displayUrl = describeClient(client);
       this.connectionOptions = undefined;
     }
+
+    this.wakeUps = new WakeUpChannel({
+      namespace: this.namespace,
+      senderId: this.brokerId,
+      logger: this.logger,
+      createSubscriber: () => this.getClient().duplicate(),
+      onWakeUp: (queueName) => {
+        this.wakeLocalConsumers(queueName);
+      },
+    });
   }
 
   private buildConnectionOptions(url: string, extra: RedisOptions | undefined): RedisOptions {
@@ -479,14 +499,17 @@ export class RedisBroker extends Broker {
   /** @internal Called by a consumer when it starts; the first one starts the heartbeat timer. */
   registerConsumer(consumer: RedisConsumer): void {
     this.consumers.add(consumer);
+    this.wakeUps.subscribe(consumer.queueName);
     this.startHeartbeat();
   }
 
-  /** @internal Called by a consumer when it closes; the last one stops the heartbeat timer. */
+  /** @internal Called by a consumer when it closes; the last one stops the heartbeat timer and the wake-up subscriber. */
   unregisterConsumer(consumer: RedisConsumer): void {
     this.consumers.delete(consumer);
+    this.wakeUps.unsubscribe(consumer.queueName);
     if (this.consumers.size === 0) {
       this.stopHeartbeat();
+      this.wakeUps.close();
     }
   }
 
@@ -495,17 +518,31 @@ export class RedisBroker extends Broker {
     return [...this.consumers].filter((consumer) => consumer.queueName === queueName);
   }
 
-  /** @internal Makes idle consumers of `queueName` fetch now instead of at their next poll. */
+  /**
+   * @internal Makes idle consumers of `queueName` fetch now instead of at
+   * their next poll: those of this broker at once, those of other processes
+   * through the wake-up channel (see `wake-ups.ts`).
+   */
   wakeConsumers(queueName: string): void {
-    for (const consumer of this.consumersOf(queueName)) {
-      consumer.wake();
+    this.wakeLocalConsumers(queueName);
+    if (this.client !== undefined) {
+      this.wakeUps.notify(this.client, queueName);
+    }
+  }
+
+  private wakeLocalConsumers(queueName: string): void {
+    for (const consumer of this.consumers) {
+      if (consumer.queueName === queueName) {
+        consumer.wake();
+      }
     }
   }
 
   /**
    * Refreshes the heartbeat every quarter of `heartbeatTimeout`, so a worker
    * whose tasks all run longer than the timeout, and which therefore fetches
-   * nothing, is not taken for dead. A blocked event loop stops the timer too.
+   * nothing, is not taken for dead. A blocked event loop stops the timer,
+   * but not the heartbeat thread, which has its own connection.
    */
   private startHeartbeat(): void {
     if (this.heartbeatTimer !== undefined) {
@@ -517,11 +554,20 @@ export class RedisBroker extends Broker {
       void this.beat();
     }, interval);
     this.heartbeatTimer.unref();
+    this.heartbeatThread = HeartbeatThread.start({
+      connection: this.externalClient?.options ?? this.connectionOptions ?? {},
+      key: `${this.namespace}:__heartbeats__`,
+      brokerId: this.brokerId,
+      interval,
+      logger: this.logger,
+    });
   }
 
   private stopHeartbeat(): void {
     clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
+    void this.heartbeatThread?.stop();
+    this.heartbeatThread = undefined;
   }
 
   private async beat(): Promise<void> {
@@ -625,6 +671,18 @@ async function quitClient(client: Redis): Promise<void> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Reports whether `value` has the ioredis client members the broker uses. */
+function isRedisClient(value: unknown): value is Redis {
+  const candidate = value as Partial<Redis> | null;
+  return (
+    typeof candidate === "object" &&
+    candidate !== null &&
+    typeof candidate.options === "object" &&
+    typeof candidate.evalsha === "function" &&
+    typeof candidate.on === "function"
+  );
 }
 
 function describeClient(client: Redis): string {

@@ -119,6 +119,7 @@ test("RedisBroker validates options", () => {
   assert.throws(() => new RedisBroker({ maintenanceChance: 2_000_000 }), /maintenanceChance=2000000/);
   assert.throws(() => new RedisBroker({ namespace: "" }), /namespace/);
   assert.throws(() => new RedisBroker({ url: REDIS_URL, client: adminClient() }), /either `client` or `url`/);
+  assert.throws(() => new RedisBroker({ client: { foo: 1 } as never }), (error: unknown) => error instanceof ConfigurationError && /ioredis client/.test(error.message));
   assert.throws(() => newBroker("bad-consume").consume("q.XQ", { prefetch: 1 }), ConfigurationError);
   assert.throws(() => newBroker("bad-prefetch").consume("q", { prefetch: 0 }), /prefetch 0/);
 });
