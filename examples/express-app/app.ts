@@ -9,7 +9,7 @@
 
 import { randomUUID } from "node:crypto";
 
-import express, { type Express, type Request, type Response } from "express";
+import express, { type Express, type NextFunction, type Request, type Response } from "express";
 import { setBrokerSettingsFromEnv } from "melodramatiq/express";
 
 import { OrderLog } from "./order-log.js";
@@ -38,6 +38,15 @@ export function createApp(settings: Record<string, unknown> = {}): Express {
   });
   app.get("/health", (_request, response) => {
     response.json({ status: "ok" });
+  });
+
+  // Malformed JSON bodies get a JSON error, not Express's HTML stack trace.
+  app.use((error: unknown, _request: Request, response: Response, next: NextFunction) => {
+    if (error instanceof SyntaxError) {
+      response.status(400).json({ error: `Invalid JSON body: ${error.message}` });
+      return;
+    }
+    next(error);
   });
 
   return app;
