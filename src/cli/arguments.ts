@@ -19,15 +19,15 @@ export interface CliOptions {
   readonly brokerModule: ModuleSpec;
   /** More modules, imported after the broker module. */
   readonly modules: readonly string[];
-  /** Number of worker processes. @defaultValue the number of CPUs */
+  /** Number of worker processes, at most MAX_PROCESSES. @defaultValue the number of CPUs */
   readonly processes: number;
-  /** Concurrent tasks per worker process. @defaultValue 8 */
+  /** Concurrent tasks per worker process, at most MAX_THREADS. @defaultValue 8 */
   readonly threads: number;
   /** Canonical queues to consume. @defaultValue undefined: every queue declared on the broker */
   readonly queues: readonly string[] | undefined;
   /** Base directories for resolving modules, as given. @defaultValue `["."]` */
   readonly paths: readonly string[];
-  /** Milliseconds running tasks get to finish after a stop signal. @defaultValue 600000 */
+  /** Milliseconds running tasks get to finish after a stop signal, at most MAX_WORKER_SHUTDOWN_TIMEOUT. @defaultValue 600000 */
   readonly workerShutdownTimeout: number;
   /** Log at debug level. @defaultValue false */
   readonly verbose: boolean;
@@ -59,6 +59,48 @@ export type ParsedCommand = { readonly kind: "run"; readonly options: CliOptions
 export const DEFAULT_THREADS = 8;
 export const DEFAULT_WORKER_SHUTDOWN_TIMEOUT = 600_000;
 
+/**
+ * Maximum `--processes`. Each worker process is a whole Node process with
+ * its own heap and its own broker connections, and concurrency inside one
+ * comes from `--threads`, so processes beyond the CPU count only add memory
+ * and connections. 1024 is above the CPU count of large servers and still
+ * rejects a typo such as `-p 99999999`, which would fork until the machine
+ * or the broker runs out of memory or file descriptors.
+ */
+export const MAX_PROCESSES = 1024;
+
+/**
+ * Maximum `--threads`: a worker prefetches 2 × threads messages per queue,
+ * and AMQP 0-9-1 carries a prefetch count in 16 bits (at most 65535).
+ */
+export const MAX_THREADS = 32_767;
+
+/** Maximum `--worker-shutdown-timeout`: Node's setTimeout() fires after 1 ms for a delay above 2^31 - 1 ms (about 24.8 days). */
+export const MAX_WORKER_SHUTDOWN_TIMEOUT = 2_147_483_647;
+
+/** A whole-number flag's valid range, and why its maximum is what it is. */
+interface CountRange {
+  readonly minimum: number;
+  readonly maximum: number;
+  readonly maximumReason: string;
+}
+
+const processesRange: CountRange = {
+  minimum: 1,
+  maximum: MAX_PROCESSES,
+  maximumReason: "Each worker process is a Node process with its own memory and broker connections, so run the command on several machines for more.",
+};
+const threadsRange: CountRange = {
+  minimum: 1,
+  maximum: MAX_THREADS,
+  maximumReason: "A worker process prefetches 2 × threads messages per queue, and AMQP 0-9-1 limits a prefetch count to 65535.",
+};
+const shutdownTimeoutRange: CountRange = {
+  minimum: 0,
+  maximum: MAX_WORKER_SHUTDOWN_TIMEOUT,
+  maximumReason: "Node's timers cannot wait longer (about 24.8 days).",
+};
+
 const optionConfig = {
   processes: { type: "string", short: "p" },
   threads: { type: "string", short: "t" },
@@ -79,9 +121,9 @@ const optionConfig = {
 
 type VariadicOption = "path" | "queues";
 
-/** Returns the default number of worker processes: the CPUs available to this process. */
+/** Returns the default number of worker processes: the CPUs available to this process, at most MAX_PROCESSES. */
 export function defaultProcesses(): number {
-  return availableParallelism();
+  return Math.min(availableParallelism(), MAX_PROCESSES);
 }
 
 /** Parses `argv` (without the node and script paths). Throws UsageError for an invalid command line. */
@@ -110,11 +152,11 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommand {
   const options: CliOptions = {
     brokerModule,
     modules: rest,
-    processes: parseCount("--processes/-p", values.processes, defaultProcesses(), 1),
-    threads: parseCount("--threads/-t", values.threads, DEFAULT_THREADS, 1),
+    processes: parseCount("--processes/-p", values.processes, defaultProcesses(), processesRange),
+    threads: parseCount("--threads/-t", values.threads, DEFAULT_THREADS, threadsRange),
     queues: variadic.queues === undefined ? undefined : validateQueues(variadic.queues),
     paths: variadic.path ?? ["."],
-    workerShutdownTimeout: parseCount("--worker-shutdown-timeout", values["worker-shutdown-timeout"], DEFAULT_WORKER_SHUTDOWN_TIMEOUT, 0),
+    workerShutdownTimeout: parseCount("--worker-shutdown-timeout", values["worker-shutdown-timeout"], DEFAULT_WORKER_SHUTDOWN_TIMEOUT, shutdownTimeoutRange),
     verbose: values.verbose === true,
     pidFile: nonEmpty("--pid-file", values["pid-file"]),
     logFile: nonEmpty("--log-file", values["log-file"]),
@@ -202,17 +244,21 @@ function tokenize(argv: readonly string[]) {
   return { values: parsed.values, positionals, variadic };
 }
 
-/** Parses a whole number of at least `minimum`, or returns `fallback` when the flag is absent. */
-function parseCount(flag: string, value: string | undefined, fallback: number, minimum: number): number {
+/** Parses a whole number in `range`, or returns `fallback` when the flag is absent. */
+function parseCount(flag: string, value: string | undefined, fallback: number, range: CountRange): number {
   if (value === undefined) {
     return fallback;
   }
 
-  const number = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(number) || number < minimum) {
-    throw new UsageError(`argument ${flag}: invalid value ${JSON.stringify(value)}: expected a whole number of at least ${minimum}`);
+  // Digits only, so "1e3", "0x10" and " 4" are rejected. BigInt compares
+  // values beyond Number.MAX_SAFE_INTEGER exactly.
+  if (!/^\d+$/.test(value) || BigInt(value) < BigInt(range.minimum)) {
+    throw new UsageError(`argument ${flag}: invalid value ${JSON.stringify(value)}: expected a whole number from ${range.minimum} to ${range.maximum}`);
   }
-  return number;
+  if (BigInt(value) > BigInt(range.maximum)) {
+    throw new UsageError(`argument ${flag}: invalid value ${JSON.stringify(value)}: the maximum is ${range.maximum}. ${range.maximumReason}`);
+  }
+  return Number(value);
 }
 
 function validateQueues(queues: readonly string[]): string[] {

@@ -1,6 +1,6 @@
 /** Usage and help text of the `melodramatiq` command. */
 
-import { DEFAULT_THREADS, DEFAULT_WORKER_SHUTDOWN_TIMEOUT, defaultProcesses } from "./arguments.js";
+import { DEFAULT_THREADS, DEFAULT_WORKER_SHUTDOWN_TIMEOUT, defaultProcesses, MAX_PROCESSES, MAX_THREADS } from "./arguments.js";
 import { POLL_INTERVAL_MS } from "./source-watcher.js";
 import { DEFAULT_WATCH_INCLUDE } from "./watch-patterns.js";
 
@@ -53,10 +53,10 @@ positional arguments:
 
 options:
   -h, --help            show this help message and exit
-  -p N, --processes N   number of worker processes (default: the number of
-                        CPUs, ${defaultProcesses()} here)
-  -t N, --threads N     maximum concurrent tasks per worker process
-                        (default: ${DEFAULT_THREADS})
+  -p N, --processes N   number of worker processes, at most ${MAX_PROCESSES}
+                        (default: the number of CPUs, ${defaultProcesses()} here)
+  -t N, --threads N     maximum concurrent tasks per worker process, at most
+                        ${MAX_THREADS} (default: ${DEFAULT_THREADS})
   -P DIR [DIR ...], --path DIR [DIR ...]
                         base directories for resolving MODULE, tried in
                         order (default: .)

@@ -4,20 +4,24 @@
  * supervisor.ts for the main process and worker-process.ts for each worker
  * process). With `--watch`, it reloads them when source files change, and
  * it serves their merged Prometheus metrics when their broker has the
- * Prometheus middleware.
+ * Prometheus middleware. A SIGINT or SIGTERM before the worker processes
+ * are forked makes the command exit 0 without forking them.
  */
 
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 
 import { ConsoleLogger, getLogger, setLogger, type Logger } from "../logger.js";
 import { parseCommandLine, type CliOptions, type ParsedCommand, type WatchOptions } from "./arguments.js";
 import { EXIT_IMPORT_OR_USAGE, EXIT_OK, EXIT_PID_FILE } from "./exit-codes.js";
 import { helpText, usageText } from "./help.js";
 import { LogFile } from "./log-file.js";
+import { MainProcessSignals, type SignalSource } from "./main-signals.js";
 import { WorkerMetricsServer } from "./metrics-server.js";
 import { PidFileError, writePidFile, type PidFile } from "./pid-file.js";
 import { SourceWatcher } from "./source-watcher.js";
+import { StartupSignals } from "./startup-signals.js";
 import { Supervisor } from "./supervisor.js";
 import { UsageError } from "./usage-error.js";
 import { packageVersion } from "./version.js";
@@ -29,9 +33,38 @@ const MAX_FILES_IN_RELOAD_REASON = 5;
 /**
  * Runs the command with `argv` (the arguments after the script path) and
  * returns the exit code. Help and usage errors go to stdout and stderr; logs
- * go to stderr or the `--log-file`.
+ * go to stderr or the `--log-file`. `signals` delivers SIGINT, SIGTERM and
+ * SIGHUP; without it, main() installs process handlers for them first and
+ * removes them when it returns.
  */
-export async function main(argv: readonly string[]): Promise<number> {
+export async function main(argv: readonly string[], signals?: SignalSource): Promise<number> {
+  if (signals === undefined) {
+    const installed = MainProcessSignals.install();
+    try {
+      return await main(argv, installed);
+    } finally {
+      installed.uninstall();
+    }
+  }
+
+  const startup = new StartupSignals();
+  const unroute = signals.route((signal) => {
+    startup.onSignal(signal);
+  });
+  try {
+    return await runCommand(argv, { source: signals, startup });
+  } finally {
+    unroute();
+  }
+}
+
+/** The main process's signals: their source, and the handler used outside the Supervisor's run. */
+interface MainSignals {
+  readonly source: SignalSource;
+  readonly startup: StartupSignals;
+}
+
+async function runCommand(argv: readonly string[], signals: MainSignals): Promise<number> {
   let command: ParsedCommand;
   try {
     command = parseCommandLine(argv);
@@ -65,18 +98,22 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   try {
-    return await runWithLogging(options, logFile);
+    return await runWithLogging(options, logFile, signals);
   } finally {
     logFile?.close();
   }
 }
 
-async function runWithLogging(options: CliOptions, logFile: LogFile | undefined): Promise<number> {
+async function runWithLogging(options: CliOptions, logFile: LogFile | undefined, signals: MainSignals): Promise<number> {
   if (!options.skipLogging) {
     const level = options.verbose ? "debug" : "info";
     setLogger(new ConsoleLogger(logFile === undefined ? { level } : { level, stream: logFile.stream }));
   }
   const logger = getLogger("melodramatiq.MainProcess");
+  signals.startup.setLogger(logger);
+  if (signals.startup.stopSignal !== undefined) {
+    return EXIT_OK;
+  }
 
   let pidFile: PidFile | undefined;
   if (options.pidFile !== undefined) {
@@ -93,13 +130,13 @@ async function runWithLogging(options: CliOptions, logFile: LogFile | undefined)
 
   try {
     logger.info({}, `melodramatiq '${packageVersion()}' is booting up.`);
-    return await runWorkers(options, logFile, logger);
+    return await runWorkers(options, logFile, logger, signals);
   } finally {
     pidFile?.remove();
   }
 }
 
-async function runWorkers(options: CliOptions, logFile: LogFile | undefined, logger: Logger): Promise<number> {
+async function runWorkers(options: CliOptions, logFile: LogFile | undefined, logger: Logger, signals: MainSignals): Promise<number> {
   const baseConfig = prepareWorkerConfig(options, logger);
   if (baseConfig === undefined) {
     return EXIT_IMPORT_OR_USAGE;
@@ -110,9 +147,17 @@ async function runWorkers(options: CliOptions, logFile: LogFile | undefined, log
     return EXIT_IMPORT_OR_USAGE;
   }
 
+  // Signal handlers run only when the event loop turns, and every step
+  // since the command started was synchronous.
+  await yieldToEventLoop();
+  if (signals.startup.stopSignal !== undefined) {
+    return EXIT_OK;
+  }
+
   const metrics = new WorkerMetricsServer();
   const supervisor = new Supervisor({
     processes: options.processes,
+    signals: signals.source,
     entryPath: workerEntryPath(),
     configFor: (index) => ({ ...baseConfig, index }),
     outputDescriptor: () => logFile?.descriptor,
@@ -127,10 +172,10 @@ async function runWorkers(options: CliOptions, logFile: LogFile | undefined, log
     },
   });
 
-  // run() installs the signal handlers at once; the first scan of the
-  // watched tree happens while the worker processes start. The catch()
-  // only keeps a failure during that scan from counting as unhandled; the
-  // await below still throws it.
+  // run() takes over the signals at once; the first scan of the watched
+  // tree happens while the worker processes start. The catch() only keeps
+  // a failure during that scan from counting as unhandled; the await below
+  // still throws it.
   const finished = supervisor.run();
   void finished.catch(() => undefined);
   let watcher: SourceWatcher | undefined;
@@ -153,6 +198,7 @@ async function runWorkers(options: CliOptions, logFile: LogFile | undefined, log
   try {
     return await finished;
   } finally {
+    signals.startup.finishStartup();
     watcher?.close();
     await metrics.close();
   }

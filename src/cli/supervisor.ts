@@ -3,8 +3,13 @@
  * them, replaces them on a reload, and turns their exits into the
  * command's exit code.
  *
+ * Forking: the worker processes are forked one at a time, and the main
+ * process yields to the event loop after each fork. So a stop signal, a
+ * reload or an unexpected exit ends the forking at once, not after the
+ * last fork.
+ *
  * States:
- * - running: the worker processes were forked;
+ * - running: the worker processes are being forked or were forked;
  * - reloading: SIGTERM was sent to the worker processes after SIGHUP or a
  *   watched file change. Once they have all exited, new ones are forked
  *   and the state is running again;
@@ -22,15 +27,19 @@
  */
 
 import { fork, type ChildProcess } from "node:child_process";
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 
 import { getLogger } from "../logger.js";
 import { EXIT_KILLED, EXIT_OK } from "./exit-codes.js";
 import { isReadyMessage, type WorkerProcessConfig } from "./ipc.js";
+import type { MainProcessSignal, SignalSource } from "./main-signals.js";
 
 /** Options of a Supervisor. */
 export interface SupervisorOptions {
   /** Number of worker processes to fork. */
   readonly processes: number;
+  /** The main process's SIGINT, SIGTERM and SIGHUP; the Supervisor handles them while it runs. */
+  readonly signals: SignalSource;
   /** Absolute path of the script each worker process runs. */
   readonly entryPath: string;
   /** Returns the settings of the worker process at `index`. */
@@ -45,9 +54,6 @@ export interface SupervisorOptions {
   readonly onChildExit?: (child: ChildProcess) => void;
 }
 
-const handledSignals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
-type HandledSignal = (typeof handledSignals)[number];
-
 /** Forks the worker processes and resolves with the exit code once they have all exited. */
 export async function superviseWorkerProcesses(options: SupervisorOptions): Promise<number> {
   return new Supervisor(options).run();
@@ -60,6 +66,8 @@ export class Supervisor {
   private state: "running" | "reloading" | "stopping" | "killing" = "running";
   private exitCode: number | undefined;
   private readyCount = 0;
+  /** Counts the calls of spawnAll(), so a forking loop that a reload replaced stops. */
+  private generation = 0;
   private finish: (code: number) => void = () => undefined;
 
   constructor(private readonly options: SupervisorOptions) {}
@@ -69,21 +77,15 @@ export class Supervisor {
     const done = new Promise<number>((resolve) => {
       this.finish = resolve;
     });
-    const handlers = handledSignals.map((signal) => {
-      const handler = (): void => {
-        this.onSignal(signal);
-      };
-      process.on(signal, handler);
-      return { signal, handler };
+    const unroute = this.options.signals.route((signal) => {
+      this.onSignal(signal);
     });
 
     try {
-      this.spawnAll();
+      void this.spawnAll();
       return await done;
     } finally {
-      for (const { signal, handler } of handlers) {
-        process.off(signal, handler);
-      }
+      unroute();
     }
   }
 
@@ -102,13 +104,39 @@ export class Supervisor {
     this.logger.info({ reason }, "Reloading workers...");
     this.state = "reloading";
     this.sendStop();
+    if (this.children.size === 0) {
+      this.respawn();
+    }
   }
 
-  private spawnAll(): void {
+  /**
+   * Forks the worker processes one at a time and yields to the event loop
+   * after each fork, so signal handlers and exit events run in between.
+   * Stops forking once the state is no longer running or a reload started
+   * a new loop. Never rejects: a failed fork is logged and stops the run.
+   */
+  private async spawnAll(): Promise<void> {
+    this.generation += 1;
+    const generation = this.generation;
     this.state = "running";
     this.readyCount = 0;
-    for (let index = 0; index < this.options.processes; index += 1) {
-      this.spawn(index);
+
+    const total = this.options.processes;
+    for (let index = 0; index < total; index += 1) {
+      if (this.state !== "running" || this.generation !== generation) {
+        this.logger.info({ forked: index, processes: total }, `Stopped forking after ${index} of ${total} worker process(es).`);
+        return;
+      }
+
+      try {
+        this.spawn(index);
+      } catch (error) {
+        this.logger.error({ err: error }, `Failed to fork worker process ${index}. Shutting down...`);
+        this.exitCode ??= EXIT_KILLED;
+        this.stop();
+        return;
+      }
+      await yieldToEventLoop();
     }
   }
 
@@ -196,10 +224,10 @@ export class Supervisor {
     }
 
     this.logger.info({}, `Starting ${this.options.processes} new worker process(es).`);
-    this.spawnAll();
+    void this.spawnAll();
   }
 
-  private onSignal(signal: HandledSignal): void {
+  private onSignal(signal: MainProcessSignal): void {
     switch (this.state) {
       case "running":
         if (signal === "SIGHUP") {
@@ -228,6 +256,10 @@ export class Supervisor {
   private stop(): void {
     this.state = "stopping";
     this.sendStop();
+    // No exit event will come to end the run, e.g. when the first fork failed.
+    if (this.children.size === 0) {
+      this.finish(this.exitCode ?? EXIT_OK);
+    }
   }
 
   private sendStop(): void {
@@ -237,7 +269,7 @@ export class Supervisor {
     }
   }
 
-  private killChildren(signal: HandledSignal): void {
+  private killChildren(signal: MainProcessSignal): void {
     this.state = "killing";
     this.exitCode ??= EXIT_KILLED;
     this.logger.warn({}, `Received ${signal} while stopping; killing the worker processes with SIGKILL.`);

@@ -9,6 +9,14 @@
  * graceful stop; a second one exits at once with code 1. A lost IPC channel
  * means the main process is gone, and also starts a graceful stop, so no
  * worker process outlives it by more than the shutdown timeout.
+ *
+ * A stop requested while the modules are still being imported ends the
+ * process at once with code 0, without waiting for the import. No message
+ * has been received yet, so none is lost or run twice, and a module whose
+ * top-level await never settles cannot keep the process alive. A stop
+ * requested after the import but before the worker starts closes the
+ * broker without consuming. One requested while the worker starts becomes
+ * a graceful stop once it has started.
  */
 
 import type { Broker } from "../broker.js";
@@ -19,7 +27,11 @@ import { Worker } from "../worker/worker.js";
 import { EXIT_CONNECTION_FAILED, EXIT_IMPORT_OR_USAGE, EXIT_KILLED, EXIT_OK } from "./exit-codes.js";
 import type { ReadyMessage, ResolvedModule, WorkerProcessConfig } from "./ipc.js";
 import { BrokerNotFoundError, findBroker, importModule } from "./load-broker.js";
+import { describeNonError } from "./thrown-value.js";
 import { registerTsx } from "./typescript-loader.js";
+
+/** The outcome of loading when a stop request came first. */
+const STOPPED_WHILE_LOADING = Symbol("stopped while loading");
 
 /** Runs a worker process until it is stopped and returns its exit code. */
 export async function runWorkerProcess(config: WorkerProcessConfig): Promise<number> {
@@ -29,18 +41,29 @@ export async function runWorkerProcess(config: WorkerProcessConfig): Promise<num
   const logger = getLogger(`melodramatiq.WorkerProcess(${config.index})`);
   const stopRequest = new StopRequest(logger);
 
-  const loaded = await loadBroker(config, logger);
+  // An import that loses the race goes on until worker-entry.ts calls process.exit().
+  const stopped = stopRequest.promise.then((): typeof STOPPED_WHILE_LOADING => STOPPED_WHILE_LOADING);
+  const loaded = await Promise.race([loadBroker(config, logger), stopped]);
+  if (loaded === STOPPED_WHILE_LOADING) {
+    logger.info({ reason: stopRequest.reason }, "Stop requested while importing the modules; exiting without consuming.");
+    return EXIT_OK;
+  }
   if (typeof loaded === "number") {
     return loaded;
   }
 
   const broker = loaded;
+  if (!stopRequest.requested) {
+    await broker.emitAfter("afterProcessBoot");
+  }
   if (stopRequest.requested) {
+    logger.info({ reason: stopRequest.reason }, "Stop requested before consuming; closing the broker without consuming.");
     await closeBroker(broker, logger);
     return EXIT_OK;
   }
 
-  await broker.emitAfter("afterProcessBoot");
+  warnIfNothingToConsume(broker, config, logger);
+
   const worker = new Worker(broker, {
     concurrency: config.threads,
     shutdownTimeout: config.workerShutdownTimeout,
@@ -55,7 +78,7 @@ export async function runWorkerProcess(config: WorkerProcessConfig): Promise<num
       logger.error({ err: error }, "Failed to connect to the broker.");
       return EXIT_CONNECTION_FAILED;
     }
-    logger.error({ err: error }, "Failed to start the worker.");
+    logger.error({ err: error }, `Failed to start the worker${describeNonError(error)}.`);
     return EXIT_KILLED;
   }
 
@@ -93,7 +116,7 @@ async function loadBroker(config: WorkerProcessConfig, logger: Logger): Promise<
     try {
       await registerTsx(config.tsx);
     } catch (error) {
-      logger.error({ err: error }, "Failed to register tsx, which loads TypeScript modules.");
+      logger.error({ err: error }, `Failed to register tsx, which loads TypeScript modules${describeNonError(error)}.`);
       return EXIT_IMPORT_OR_USAGE;
     }
   }
@@ -130,8 +153,31 @@ function reportLoadFailure(error: unknown, module: ResolvedModule, logger: Logge
     return EXIT_CONNECTION_FAILED;
   }
 
-  logger.error({ ...fields, err: error }, `Failed to import module '${module.specifier}'.`);
+  logger.error({ ...fields, err: error }, `Failed to import module '${module.specifier}'${describeNonError(error)}.`);
   return EXIT_IMPORT_OR_USAGE;
+}
+
+/**
+ * Warns when no actor is declared and no `--queues` is given: the worker
+ * then consumes only the queues declared without an actor, often none,
+ * which usually means the modules that declare the actors were not passed.
+ */
+function warnIfNothingToConsume(broker: Broker, config: WorkerProcessConfig, logger: Logger): void {
+  if (config.queues !== undefined || broker.actors.size > 0) {
+    return;
+  }
+
+  const { specifier } = config.brokerModule;
+  const queues = [...broker.getDeclaredQueues()];
+  const fix = `Pass the modules that declare actors after '${specifier}', or --queues.`;
+  if (queues.length === 0) {
+    logger.warn({ module: specifier }, `No actor is declared on the broker of module '${specifier}', so this worker process consumes nothing. ${fix}`);
+  } else {
+    logger.warn(
+      { module: specifier, queues },
+      `No actor is declared on the broker of module '${specifier}', so this worker process dead-letters every message on the queues ${queues.join(", ")}. ${fix}`,
+    );
+  }
 }
 
 /** Tells the main process that this worker consumes. A closed channel is logged, not thrown. */
@@ -160,6 +206,8 @@ async function closeBroker(broker: Broker, logger: Logger): Promise<void> {
 class StopRequest {
   readonly promise: Promise<string>;
   requested = false;
+  /** The signal, or "disconnect", that requested the stop. */
+  reason: string | undefined;
   private resolve: (reason: string) => void = () => undefined;
 
   constructor(private readonly logger: Logger) {
@@ -194,6 +242,7 @@ class StopRequest {
 
   private request(reason: string): void {
     this.requested = true;
+    this.reason = reason;
     this.resolve(reason);
   }
 }

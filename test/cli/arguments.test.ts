@@ -3,7 +3,16 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 
-import { DEFAULT_THREADS, DEFAULT_WORKER_SHUTDOWN_TIMEOUT, defaultProcesses, parseCommandLine, type CliOptions } from "../../src/cli/arguments.js";
+import {
+  DEFAULT_THREADS,
+  DEFAULT_WORKER_SHUTDOWN_TIMEOUT,
+  defaultProcesses,
+  MAX_PROCESSES,
+  MAX_THREADS,
+  MAX_WORKER_SHUTDOWN_TIMEOUT,
+  parseCommandLine,
+  type CliOptions,
+} from "../../src/cli/arguments.js";
 import { EXIT_IMPORT_OR_USAGE, EXIT_OK } from "../../src/cli/exit-codes.js";
 import { parseModuleSpec } from "../../src/cli/module-spec.js";
 import { DEFAULT_WATCH_INCLUDE } from "../../src/cli/watch-patterns.js";
@@ -77,6 +86,15 @@ test("parseCommandLine inline queue value", () => {
   assert.deepEqual(options.modules, ["more.js"]);
 });
 
+test("parseCommandLine accepts the maxima", () => {
+  const options = parseRun(["app.js", "-p", String(MAX_PROCESSES), "-t", String(MAX_THREADS), "--worker-shutdown-timeout", String(MAX_WORKER_SHUTDOWN_TIMEOUT)]);
+
+  assert.equal(options.processes, 1024);
+  assert.equal(options.threads, 32_767);
+  assert.equal(options.workerShutdownTimeout, 2_147_483_647);
+  assert.ok(defaultProcesses() <= MAX_PROCESSES);
+});
+
 test("parseCommandLine help and version", () => {
   assert.deepEqual(parseCommandLine(["-h"]), { kind: "help" });
   assert.deepEqual(parseCommandLine(["app.js", "--help"]), { kind: "help" });
@@ -88,7 +106,12 @@ test("parseCommandLine rejects invalid command lines", () => {
     [[], /required: MODULE/],
     [["app.js", "--nope"], /Unknown option '--nope'/],
     [["app.js", "-t", "x"], /--threads\/-t: invalid value "x"/],
-    [["app.js", "-p", "0"], /--processes\/-p: invalid value "0": expected a whole number of at least 1/],
+    [["app.js", "-p", "0"], /--processes\/-p: invalid value "0": expected a whole number from 1 to 1024/],
+    [["app.js", "-p", "1025"], /--processes\/-p: invalid value "1025": the maximum is 1024\. Each worker process is a Node process/],
+    [["app.js", "-p", "99999999999999999999"], /--processes\/-p: invalid value "99999999999999999999": the maximum is 1024\./],
+    [["app.js", "-t", "32768"], /--threads\/-t: invalid value "32768": the maximum is 32767\. A worker process prefetches 2 × threads messages/],
+    [["app.js", "-t", "0"], /--threads\/-t: invalid value "0": expected a whole number from 1 to 32767/],
+    [["app.js", "--worker-shutdown-timeout", "2147483648"], /--worker-shutdown-timeout: invalid value "2147483648": the maximum is 2147483647\. Node's timers/],
     [["app.js", "-t", "1.5"], /--threads\/-t/],
     [["app.js", "--worker-shutdown-timeout", "-1"], /worker-shutdown-timeout/],
     [["app.js", "-Q", "bad name"], /--queues\/-Q: Invalid queue name "bad name"/],
@@ -160,6 +183,15 @@ test("cli invalid value exits 2 naming the flag", async () => {
 
   assert.deepEqual(exit, { code: EXIT_IMPORT_OR_USAGE, signal: null });
   assert.match(run.stderr(), /melodramatiq: error: argument --threads\/-t: invalid value "x"/);
+});
+
+test("cli too many processes exits 2 before forking", async () => {
+  const run = startCli(["test/cli/fixtures/stub-app.ts", "-p", "99999999"]);
+  const exit = await run.waitForExit();
+
+  assert.deepEqual(exit, { code: EXIT_IMPORT_OR_USAGE, signal: null });
+  assert.match(run.stderr(), /melodramatiq: error: argument --processes\/-p: invalid value "99999999": the maximum is 1024\./);
+  assert.doesNotMatch(run.stderr(), /booting up|Started worker process/);
 });
 
 test("cli without module exits 2", async () => {

@@ -8,7 +8,7 @@
  */
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -200,4 +200,48 @@ export function readLines(path: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** Reports whether any process, zombies included, is left in the process group `pgid`. */
+export function isProcessGroupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGHUP's bit in the SigCgt mask of /proc/PID/status (bit n - 1 for signal n). */
+const SIGHUP_CAUGHT = 1n;
+
+/**
+ * Resolves once the CLI's process `pid` catches SIGHUP, which it starts to
+ * do in bin.ts together with SIGINT and SIGTERM. Node catches SIGINT and
+ * SIGTERM itself from its first instant (to restore the terminal before it
+ * dies), so only SIGHUP shows that the CLI's handlers are in place.
+ * Returns false when /proc is missing (not Linux). Polls every millisecond,
+ * for at most `timeoutMs`.
+ */
+export async function waitForCliSignalHandlers(pid: number, timeoutMs = 15_000): Promise<boolean> {
+  if (!existsSync("/proc/self/status")) {
+    return false;
+  }
+
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() <= deadline) {
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${pid}/status`, "utf8");
+    } catch (error) {
+      throw new Error(`Process ${pid} exited before it caught SIGHUP.`, { cause: error });
+    }
+
+    const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    if (mask !== undefined && (BigInt(`0x${mask}`) & SIGHUP_CAUGHT) !== 0n) {
+      return true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  throw new Error(`Timed out after ${timeoutMs} ms waiting for process ${pid} to catch SIGHUP.`);
 }

@@ -162,6 +162,35 @@ test("cli module that throws exits 2 with the cause", async (t) => {
   assert.match(run.stderr(), /\[melodramatiq\.MainProcess\] \[ERROR\] Worker process 0 with PID \d+ exited unexpectedly \(code 2\)/);
 });
 
+test("cli module that throws a string exits 2 with it", async (t) => {
+  const run = start(t, [join(FIXTURES, "throws-string.ts"), "-p", "1"]);
+  const exit = await run.waitForExit();
+
+  assert.deepEqual(exit, { code: EXIT_IMPORT_OR_USAGE, signal: null });
+  assert.match(
+    run.stderr(),
+    /\[melodramatiq\.WorkerProcess\(0\)\] \[ERROR\] Failed to import module '.*throws-string\.ts': it threw 'fixture threw a string on purpose', which is not an Error\./,
+  );
+});
+
+test("cli broker without actors warns", async (t) => {
+  const run = start(t, ["test/cli/fixtures/no-actors.ts", "-p", "1"]);
+
+  await run.waitForStderr(READY_LINE);
+  assert.match(
+    run.stderr(),
+    /\[melodramatiq\.WorkerProcess\(0\)\] \[WARNING\] No actor is declared on the broker of module 'test\/cli\/fixtures\/no-actors\.ts', so this worker process consumes nothing\. Pass the modules that declare actors after 'test\/cli\/fixtures\/no-actors\.ts', or --queues\./,
+  );
+  await expectReadyThenCleanStop(run);
+});
+
+test("cli broker without actors and --queues", async (t) => {
+  const run = start(t, ["test/cli/fixtures/no-actors.ts", "-p", "1", "-Q", "default"]);
+
+  await expectReadyThenCleanStop(run);
+  assert.doesNotMatch(run.stderr(), /No actor is declared/);
+});
+
 test("cli missing export exits 2 naming it", async (t) => {
   const run = start(t, ["test/cli/fixtures/stub-app.ts:nope", "-p", "1"]);
   const exit = await run.waitForExit();
@@ -232,4 +261,5 @@ test("cli package specifier with --path", async (t) => {
 
   await run.waitForStderr(/Starting worker on queues from_package with/);
   await expectReadyThenCleanStop(run);
+  assert.match(run.stderr(), /\[WARNING\] No actor is declared on the broker of module '@acme\/jobs\/worker', so this worker process dead-letters every message on the queues from_package\./);
 });
