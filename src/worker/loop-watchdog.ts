@@ -1,21 +1,22 @@
 /**
  * Reports a blocked event loop. A timer on the main thread bumps a counter
- * in shared memory; a watchdog thread reads it, and when the counter has
- * not moved for longer than the threshold it warns once per stall, naming
- * the tasks that were running. While the loop is blocked, nothing else in
- * the process runs: no other task, no ack, no timer-driven heartbeat, no
- * time limit.
+ * in shared memory, and a watchdog thread reads it. When the counter has
+ * not moved for longer than the threshold, the thread warns once per
+ * stall and names the tasks that were running. While the loop is blocked,
+ * nothing else in the process runs: no other task, no ack, no timer-driven
+ * heartbeat, no time limit.
  *
  * The running tasks are known to the thread because the worker writes each
  * task's message id and actor name into a shared slot when the task starts
  * and clears it when the task ends (`enter`/`leave`).
  *
  * Where the warning goes: the main thread's logger cannot run while the
- * loop is blocked. When the root logger is the built-in ConsoleLogger, the
- * thread writes the warning to stderr (file descriptor 2) in the same
- * layout at once, so even a loop that never turns again is reported. With
- * any other logger, the warning goes through that logger when the loop
- * turns again, which a loop stuck for good never does.
+ * loop is blocked. When the root logger is the built-in ConsoleLogger at
+ * level `warn` or lower, the thread writes the warning to stderr (file
+ * descriptor 2) in the same layout at once, so even a loop that never
+ * turns again is reported. With any other logger, the warning goes through
+ * that logger when the loop turns again, which a loop stuck for good never
+ * does.
  */
 
 import { Worker as Thread } from "node:worker_threads";
@@ -24,7 +25,11 @@ import { ConsoleLogger, getLogger, getRootLogger, type Logger } from "../logger.
 
 /** Bytes of one task slot: the message id, a NUL, then the actor name, cut to fit. */
 const SLOT_BYTES = 256;
-/** The counter and the thread's checks run this many times per threshold, so a live loop never looks blocked. */
+/**
+ * The counter moves, and the thread checks it, this many times per
+ * threshold, so a loop that turns on time shows gaps of about half the
+ * threshold at most.
+ */
 const CHECKS_PER_THRESHOLD = 4;
 const MIN_CHECK_INTERVAL = 10;
 
@@ -63,8 +68,8 @@ type ThreadReport =
 
 /**
  * The thread's code, CommonJS given as a string (`eval`) so that it needs
- * no file of its own. It builds the warning from the slots the moment it
- * sees the stall, because the tasks may have ended by the time the main
+ * no file of its own. It builds the warning from the slots as soon as it
+ * detects the stall, because the tasks may have ended by the time the main
  * thread could read them.
  */
 const THREAD_SOURCE = `

@@ -348,6 +348,11 @@ export class RedisBroker extends Broker {
 
       const counts = await this.pendingCounts(canonical);
       if (counts.waiting + counts.delayed === 0) {
+        // The last message may have been dead-lettered between the check
+        // above and the count, which no longer shows it.
+        if (failFast) {
+          await this.throwIfDeadLettered(canonical, startedAt);
+        }
         return;
       }
 
