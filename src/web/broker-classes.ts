@@ -34,6 +34,7 @@ export const rabbitmqOptionTypes: OptionTypes = {
   minReconnectDelay: "integer",
   maxReconnectDelay: "integer",
   connectionAttempts: "integer",
+  maxMessageSize: "integer",
 };
 
 /** Config types of the engine RedisBroker's options. */

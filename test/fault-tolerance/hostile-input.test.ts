@@ -338,7 +338,7 @@ for (const brokerCase of cases) {
     try {
       await target.worker.start();
       await big.send(`start${"x".repeat(size - 10)}end!!`);
-      // NOTE: RabbitMQ 4.x limits messages to 16 MiB by default (max_message_size), and drops a larger one.
+      // NOTE: RabbitMQ 4.x limits messages to 16 MiB by default (max_message_size); there the broker rejects this send with a ConfigurationError.
       await waitFor("the 20 MB message to run", () => received.length === 1, 30_000);
       await waitFor("its ack", async () => (await target.remaining()) === 0);
 

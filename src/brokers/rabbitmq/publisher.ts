@@ -42,6 +42,8 @@ export interface PublishRequest {
 /** Options of a Publisher. */
 export interface PublisherOptions {
   readonly confirmDelivery: boolean;
+  /** Largest body in bytes; undefined follows the server version's default limit. */
+  readonly maxMessageSize: number | undefined;
   readonly minReconnectDelay: number;
   readonly maxReconnectDelay: number;
   readonly logger: Logger;
@@ -106,6 +108,7 @@ export class Publisher {
       try {
         const open = await this.slot.get();
         model = open.model;
+        this.checkSize(open.model, request);
         await this.ensureDeclared(open.model, queueName);
         await this.send(open, request);
         return;
@@ -142,6 +145,24 @@ export class Publisher {
       `Failed to publish message '${request.messageId}' (actor '${request.actorName}') to '${request.queueName}' ` +
         `after ${PUBLISH_ATTEMPTS} attempts: ${errorMessage(lastError)}`,
       { cause: lastError },
+    );
+  }
+
+  /**
+   * Rejects a body larger than RabbitMQ accepts. The server would close the
+   * channel, which without confirms loses the message silently and with
+   * confirms looks like a connection problem that retrying cannot fix.
+   */
+  private checkSize(model: ChannelModel, request: PublishRequest): void {
+    const limit = this.options.maxMessageSize ?? defaultMaxMessageSize(model);
+    if (request.body.length <= limit) {
+      return;
+    }
+
+    throw new ConfigurationError(
+      `Message '${request.messageId}' (actor '${request.actorName}') is ${request.body.length} bytes, larger than the ` +
+        `${limit} bytes RabbitMQ accepts: send a reference to the data (a URL or a key) instead of the data, ` +
+        "or raise the server's max_message_size and the broker's maxMessageSize together.",
     );
   }
 
@@ -253,6 +274,16 @@ export class Publisher {
     }
     return error;
   }
+}
+
+/**
+ * Returns RabbitMQ's default max_message_size for the connected server:
+ * 128 MiB before 4.0 and 16 MiB from 4.0 on, per RabbitMQ's release notes.
+ */
+function defaultMaxMessageSize(model: ChannelModel): number {
+  const version = (model.connection.serverProperties as { version?: unknown }).version;
+  const major = typeof version === "string" ? Number.parseInt(version, 10) : Number.NaN;
+  return Number.isFinite(major) && major >= 4 ? 16 * 1024 * 1024 : 128 * 1024 * 1024;
 }
 
 /**

@@ -77,6 +77,13 @@ export interface RabbitmqBrokerOptions extends BrokerOptions {
    * @defaultValue 5
    */
   connectionAttempts?: number;
+  /**
+   * Largest message body in bytes that `send()` accepts; a larger one is
+   * rejected with a ConfigurationError instead of being dropped by the
+   * server. Keep it equal to the server's max_message_size.
+   * @defaultValue RabbitMQ's default for the connected server: 128 MiB before 4.0, 16 MiB from 4.0
+   */
+  maxMessageSize?: number;
 }
 
 /** Milliseconds between queue counts in `join()`. */
@@ -95,6 +102,8 @@ export class RabbitmqBroker extends Broker {
   readonly connectionAttempts: number;
   readonly minReconnectDelay: number;
   readonly maxReconnectDelay: number;
+  /** Configured body size limit in bytes, or undefined to follow the server version's default. */
+  readonly maxMessageSize: number | undefined;
 
   private readonly declarer: QueueDeclarer;
   private readonly publisherConnection: ConnectionManager;
@@ -114,6 +123,7 @@ export class RabbitmqBroker extends Broker {
     this.connectionAttempts = validateInteger("connectionAttempts", options.connectionAttempts ?? 5, 1);
     this.minReconnectDelay = validateInteger("minReconnectDelay", options.minReconnectDelay ?? 100, 1);
     this.maxReconnectDelay = validateInteger("maxReconnectDelay", options.maxReconnectDelay ?? 5000, this.minReconnectDelay);
+    this.maxMessageSize = options.maxMessageSize === undefined ? undefined : validateInteger("maxMessageSize", options.maxMessageSize, 1);
     const heartbeat = validateHeartbeat(options.heartbeat);
 
     const endpointsFor = (role: string): AmqpEndpoint[] =>
@@ -140,6 +150,7 @@ export class RabbitmqBroker extends Broker {
     this.admin = new ChannelSlot(this.publisherConnection, async (model) => model.createChannel(), "admin", this.logger);
     this.publisher = new Publisher(this.publisherConnection, this.admin, this.declarer, {
       confirmDelivery: this.confirmDelivery,
+      maxMessageSize: this.maxMessageSize,
       minReconnectDelay: this.minReconnectDelay,
       maxReconnectDelay: this.maxReconnectDelay,
       logger: this.logger,

@@ -364,3 +364,23 @@ test("join fails fast on dead letter", async () => {
     await broker.close();
   }
 });
+
+test("oversized message is rejected before sending", async () => {
+  const queueName = uniqueQueueName("oversized");
+  const broker = new RabbitmqBroker({ url: RABBITMQ_URL, maxMessageSize: 1024 });
+  const raw = await openRawClient();
+  try {
+    const big = actor((_text: string) => undefined, { broker, actorName: "big", queueName });
+    await big.send("small");
+    await assert.rejects(big.send("x".repeat(2048)), (error: unknown) => {
+      assert.ok(error instanceof ConfigurationError);
+      assert.match(error.message, /larger than the 1024 bytes RabbitMQ accepts/);
+      return true;
+    });
+    assert.equal(await raw.count(queueName), 1);
+  } finally {
+    await broker.close();
+    await raw.deleteQueueSet(queueName);
+    await raw.close();
+  }
+});
