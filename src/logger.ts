@@ -1,8 +1,8 @@
 /**
  * Logging. The library writes through an injectable `Logger` whose methods
- * take structured fields first and the text second, the way pino does; the
- * same calls also work with `console`. Components log under a dotted name
- * such as `melodramatiq.worker.Worker`.
+ * take structured fields first and the text second, the way pino does, so
+ * the same calls also work with `console`. Components log under a dotted
+ * name such as `melodramatiq.worker.Worker`.
  */
 
 /** Structured fields attached to a log line, e.g. `{ messageId, actorName }`. */
@@ -24,7 +24,7 @@ const levelRank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, err
 export interface ConsoleLoggerOptions {
   /** Lowest level written. @defaultValue `"info"` */
   level?: LogLevel;
-  /** Where lines go. @defaultValue `process.stderr` */
+  /** Destination of the lines. @defaultValue `process.stderr` */
   stream?: { write(text: string): unknown };
 }
 

@@ -1,8 +1,8 @@
 /**
  * Retries: a message whose actor throws is enqueued again after an
  * exponential backoff, with `retries`, `traceback` and `requeue_timestamp`
- * recorded in its options the way Python Dramatiq records them, until
- * `maxRetries` is reached; then it is failed and dead-lettered.
+ * recorded in its options the way Python Dramatiq records them. Once
+ * `maxRetries` is reached, the message is failed and dead-lettered.
  */
 
 import type { Actor } from "../actor.js";
@@ -25,7 +25,7 @@ export interface RetriesOptions {
   maxBackoff?: number;
 }
 
-/** Longest traceback text stored in a message, in characters, so retried bodies stay small. */
+/** Maximum length of the traceback text stored in a message, in characters, so retried bodies stay small. */
 const MAX_TRACEBACK_LENGTH = 8000;
 
 export class Retries extends Middleware {
