@@ -36,8 +36,9 @@ export interface MiddlewareActorOptions {
   retryWhen?: (retries: number, error: Error) => boolean;
   /** Retries: error classes that fail the message at once, without retries. */
   throws?: readonly (abstract new (...args: never[]) => Error)[];
-  /** Retries: name of an actor sent `(messageDict, { retries, max_retries })` when retries run out. */
-  onRetryExhausted?: string;
+  /** Retries: actor (or actor name) sent `(messageDict, { retries, max_retries })` when retries run out. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  onRetryExhausted?: string | Actor<any>;
 }
 
 /** Options of `actor()`. */

@@ -5,7 +5,7 @@
  * `maxRetries` is reached, the message is failed and dead-lettered.
  */
 
-import type { Actor } from "../actor.js";
+import { isActor, type Actor } from "../actor.js";
 import type { Broker } from "../broker.js";
 import { ActorNotFoundError, ConfigurationError, Retry } from "../errors.js";
 import { getLogger } from "../logger.js";
@@ -74,6 +74,11 @@ export class Retries extends Middleware {
     if (Object.hasOwn(options, "retryWhen") && typeof options["retryWhen"] !== "function") {
       throw new ConfigurationError(`Invalid retryWhen on ${where}: it must be a function (retries, error) => boolean.`);
     }
+    const exhausted = options["onRetryExhausted"];
+    if (exhausted !== undefined && typeof exhausted !== "string" && !isActor(exhausted)) {
+      throw new ConfigurationError(`Invalid onRetryExhausted on ${where}: it must be an actor or an actor name.`);
+    }
+
     const throws = options["throws"];
     if (throws !== undefined && !(Array.isArray(throws) && throws.every((errorClass) => typeof errorClass === "function"))) {
       throw new ConfigurationError(`Invalid throws on ${where}: it must be an array of error classes, e.g. [ValidationError].`);
@@ -142,7 +147,8 @@ export class Retries extends Middleware {
   }
 
   private async notifyExhausted(broker: Broker, message: MessageProxy, attempts: number, maxRetries: unknown): Promise<void> {
-    const target = resolveOption(message.options, findActor(broker, message.actorName), "onRetryExhausted", undefined, "or");
+    const option = resolveOption(message.options, findActor(broker, message.actorName), "onRetryExhausted", undefined, "or");
+    const target = isActor(option) ? option.actorName : option;
     if (typeof target !== "string" || target === "") {
       return;
     }

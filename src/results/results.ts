@@ -96,7 +96,7 @@ export class Results extends Middleware {
 
     const actor = broker.actors.get(message.actorName);
     if (!this.wantsResults(message, actor)) {
-      this.warnIfDiscarded(message, outcome.result);
+      this.warnIfDiscarded(message, broker.actors.get(message.actorName), outcome.result);
       return;
     }
 
@@ -178,9 +178,16 @@ export class Results extends Middleware {
     }
   }
 
-  /** Warns, once per actor, that a return value is lost; a pipeline passes it on, so pipeline steps are exempt. */
-  private warnIfDiscarded(message: MessageProxy, result: unknown): void {
+  /**
+   * Warns, once per actor, that a return value is lost. A pipeline passes it
+   * to the next step and an onSuccess callback receives it, so messages with
+   * either are exempt.
+   */
+  private warnIfDiscarded(message: MessageProxy, actor: Actor | undefined, result: unknown): void {
     if (result === undefined || result === null || message.options["pipe_target"] !== undefined) {
+      return;
+    }
+    if (message.options["on_success"] !== undefined || (actor !== undefined && actor.options["onSuccess"] !== undefined)) {
       return;
     }
     if (this.warnedActors.has(message.actorName)) {

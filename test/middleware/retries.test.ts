@@ -283,3 +283,31 @@ test("invalid retry options are rejected at declaration", () => {
 
   actor(() => undefined, { broker, actorName: "forever", maxRetries: null });
 });
+
+test("onRetryExhausted accepts an actor", async () => {
+  const logs = captureLogs();
+  const fixture = createStubWorker();
+  const notices: unknown[] = [];
+  const onExhausted = actor((_messageDict: unknown, info: unknown) => void notices.push(info), { broker: fixture.broker, actorName: "on_exhausted" });
+  const doomed = actor(
+    () => {
+      throw new Error("doomed");
+    },
+    { broker: fixture.broker, actorName: "doomed", maxRetries: 0, onRetryExhausted: onExhausted },
+  );
+
+  try {
+    await fixture.worker.start();
+    await doomed.send();
+    await fixture.broker.join("default", { timeout: 5000, failFast: false });
+    await fixture.worker.join();
+    assert.deepEqual(notices, [{ retries: 0, max_retries: 0 }]);
+    assert.throws(
+      () => actor(() => undefined, { broker: fixture.broker, actorName: "bad_target", ...({ onRetryExhausted: 42 } as object) }),
+      /onRetryExhausted/,
+    );
+  } finally {
+    await fixture.stop();
+    logs.restore();
+  }
+});
