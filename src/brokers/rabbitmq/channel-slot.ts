@@ -63,8 +63,12 @@ export class ChannelSlot<C extends Channel> {
 
     // A channel-level error (e.g. a refused declaration) is followed by
     // 'close'; without an 'error' listener amqplib would crash the process.
+    // Refused declarations on the admin channel are reported by their caller;
+    // a closed publish channel can lose messages sent without confirms, so it
+    // is logged where operators see it.
     channel.on("error", (error: Error) => {
-      this.logger.debug({ err: error, channel: this.purpose }, `RabbitMQ closed the ${this.purpose} channel: ${error.message}`);
+      const level = this.purpose === "publish" ? "warn" : "debug";
+      this.logger[level]({ err: error, channel: this.purpose }, `RabbitMQ closed the ${this.purpose} channel: ${error.message}`);
     });
     channel.on("close", () => {
       if (this.current === open) {
