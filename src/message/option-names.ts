@@ -4,9 +4,25 @@
  * example ones read by a custom Python middleware) also round-trip.
  */
 
+/**
+ * Wire names computed so far. Middleware converts the same few option
+ * names for every message, so the cache saves a regex replace each time.
+ * It stops growing at WIRE_NAME_CACHE_LIMIT entries, because callers may
+ * send any number of distinct option names.
+ */
+const wireNames = new Map<string, string>();
+const WIRE_NAME_CACHE_LIMIT = 1000;
+
 /** Converts an API option name to its wire name: `maxRetries` → `max_retries`. */
 export function toWireName(name: string): string {
-  return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+  let wire = wireNames.get(name);
+  if (wire === undefined) {
+    wire = name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+    if (wireNames.size < WIRE_NAME_CACHE_LIMIT) {
+      wireNames.set(name, wire);
+    }
+  }
+  return wire;
 }
 
 /** Converts a wire option name to its API name: `max_retries` → `maxRetries`. */

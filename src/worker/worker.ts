@@ -446,7 +446,12 @@ export class Worker {
    * promises of an async call on every message.
    */
   private hasHook(hook: AsyncHookName): boolean {
-    return this.broker.middleware.some((middleware) => middleware[hook] !== undefined);
+    for (const middleware of this.broker.middleware) {
+      if (middleware[hook] !== undefined) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Resolves when no message is waiting for a slot and no task is running. */

@@ -49,8 +49,15 @@ export class RabbitmqConsumer implements Consumer {
   private handler: DeliveryHandler | undefined;
   private channel: Channel | undefined;
   private consumerTag: string | undefined;
-  /** Deliveries of the current channel handed to the handler and not yet acked, nacked or requeued. */
+  /**
+   * Deliveries of the current channel handed to the handler and not yet
+   * acked, nacked or requeued, in delivery order, which is ascending
+   * delivery-tag order.
+   */
   private readonly outstanding = new Set<MessageProxy>();
+  /** Deliveries of the current channel that the worker acked; their basic.ack goes out with the next flush. */
+  private pendingAcks: ConsumeMessage[] = [];
+  private ackFlushScheduled = false;
   /** Aborted by cancel() and close(), which ends recovery waits. */
   private readonly stopped = new AbortController();
 
@@ -127,6 +134,8 @@ export class RabbitmqConsumer implements Consumer {
 
     this.state = "closed";
     this.stopped.abort();
+    // Acks still pending would otherwise be lost with the channel and their messages processed twice.
+    this.flushAcks();
     const channel = this.channel;
     this.forgetChannel();
     if (channel !== undefined) {
@@ -259,11 +268,8 @@ export class RabbitmqConsumer implements Consumer {
     }
 
     if (outcome === "ack") {
-      try {
-        channel.ack(delivery);
-      } catch (error) {
-        this.onSettleFailed(message, outcome, error);
-      }
+      this.pendingAcks.push(delivery);
+      this.scheduleAckFlush();
     } else if (!this.reject(channel, delivery, outcome === "requeue")) {
       message.abandoned = true;
     }
@@ -283,12 +289,70 @@ export class RabbitmqConsumer implements Consumer {
     }
   }
 
-  private onSettleFailed(message: MessageProxy, outcome: string, error: unknown): void {
-    message.abandoned = true;
-    this.context.logger.warn(
-      { err: error, queueName: this.queueName, messageId: message.messageId, actorName: message.actorName },
-      `Could not ${outcome} message '${message.messageId}' because its channel is closed; RabbitMQ delivers it again.`,
-    );
+  /**
+   * Acks are written once per event-loop turn rather than one frame per
+   * message: every ack settled in the same turn goes out together, mostly
+   * as a single basic.ack with `multiple`, which saves a socket write and a
+   * frame for RabbitMQ to process per message.
+   */
+  private scheduleAckFlush(): void {
+    if (this.ackFlushScheduled) {
+      return;
+    }
+    this.ackFlushScheduled = true;
+    setImmediate(() => {
+      this.ackFlushScheduled = false;
+      this.flushAcks();
+    });
+  }
+
+  /**
+   * Writes the pending acks. A basic.ack with `multiple` acks every
+   * delivery up to its tag, so it may only cover tags below the oldest
+   * delivery the worker still holds, which are all settled. Acks above that
+   * tag go out one by one.
+   */
+  private flushAcks(): void {
+    const acks = this.pendingAcks;
+    const channel = this.channel;
+    this.pendingAcks = [];
+    if (acks.length === 0 || channel === undefined) {
+      return;
+    }
+
+    acks.sort((a, b) => a.fields.deliveryTag - b.fields.deliveryTag);
+    const oldestHeld = this.oldestOutstandingTag();
+    let covered = 0;
+    while (covered < acks.length && (acks[covered]?.fields.deliveryTag ?? Infinity) < oldestHeld) {
+      covered += 1;
+    }
+
+    try {
+      const last = acks[covered - 1];
+      if (last !== undefined) {
+        channel.ack(last, covered > 1);
+      }
+      for (let index = covered; index < acks.length; index += 1) {
+        const delivery = acks[index];
+        if (delivery !== undefined) {
+          channel.ack(delivery);
+        }
+      }
+    } catch (error) {
+      // The channel closed after the worker acked; RabbitMQ delivers these messages again.
+      this.context.logger.warn(
+        { err: error, queueName: this.queueName, count: acks.length },
+        `Could not ack ${acks.length} message(s) on '${this.queueName}' because the channel is closed; RabbitMQ delivers them again.`,
+      );
+    }
+  }
+
+  /** Tag of the oldest delivery not yet settled, or Infinity when none is. */
+  private oldestOutstandingTag(): number {
+    for (const message of this.outstanding) {
+      return (message.delivery as ConsumeMessage).fields.deliveryTag;
+    }
+    return Infinity;
   }
 
   private onChannelClosed(channel: Channel): void {
@@ -368,6 +432,8 @@ export class RabbitmqConsumer implements Consumer {
       message.abandoned = true;
     }
     this.outstanding.clear();
+    // Acks of a lost channel cannot be sent on the next one; RabbitMQ delivers those messages again.
+    this.pendingAcks = [];
     this.channel = undefined;
     this.consumerTag = undefined;
     return count;

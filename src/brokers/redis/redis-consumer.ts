@@ -8,7 +8,9 @@
  * settling still works) → closed (`close`: outstanding deliveries go back to
  * the queue). When a fetch finds nothing, the loop sleeps 5 ms, doubling
  * per empty fetch up to 500 ms, where Python polls up to every 1000 ms. An
- * enqueue, requeue or settle through the same broker wakes it at once.
+ * enqueue, requeue or settle through the same broker wakes it at once, and
+ * so does an enqueue or requeue by a melodramatiq broker in another process,
+ * through the broker's wake-up channel (see `wake-ups.ts`).
  */
 
 import type { Consumer, DeliveryHandler } from "../../consumer.js";
@@ -96,6 +98,10 @@ export class RedisConsumer implements Consumer {
       const room = this.prefetch - this.outstanding.size;
       if (room <= 0) {
         await this.sleep(FULL_WAIT);
+        // The acks of one batch settle one by one within a turn, and the
+        // first one wakes the loop. Waiting for the rest of the turn lets one
+        // fetch fill all the room they free, instead of several small fetches.
+        await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
 

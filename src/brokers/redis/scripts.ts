@@ -43,6 +43,7 @@ export class LuaScript {
 
   /** Runs the script; replies keep binary strings as Buffers. */
   async run(client: Redis, keys: readonly string[], args: readonly (string | Buffer)[]): Promise<unknown> {
+    coalesceWrites(client);
     try {
       return await client.callBuffer("evalsha", [this.sha, keys.length, ...keys, ...args]);
     } catch (error) {
@@ -53,6 +54,33 @@ export class LuaScript {
       return await client.callBuffer("eval", [this.source, keys.length, ...keys, ...args]);
     }
   }
+}
+
+/** Sockets corked until the end of the current tick. */
+const corkedSockets = new WeakSet<object>();
+
+/**
+ * Corks the client's socket until the current tick ends, so that every
+ * command issued in this tick (the acks of a batch of finished messages,
+ * the next fetch, concurrent enqueues) leaves in one write instead of one
+ * write each. Replies and error handling stay those of single commands.
+ *
+ * NOTE: a synchronous actor that starts in the same tick delays these
+ * writes until it returns or awaits. Its worker could not read the replies
+ * before then anyway.
+ */
+function coalesceWrites(client: Redis): void {
+  const socket = client.stream as Redis["stream"] | undefined;
+  if (socket === undefined || socket === null || !socket.writable || corkedSockets.has(socket)) {
+    return;
+  }
+
+  corkedSockets.add(socket);
+  socket.cork();
+  process.nextTick(() => {
+    corkedSockets.delete(socket);
+    socket.uncork();
+  });
 }
 
 function isNoScriptError(error: unknown): boolean {
