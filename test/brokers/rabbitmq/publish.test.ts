@@ -367,7 +367,8 @@ test("join fails fast on dead letter", async () => {
 
 test("oversized message is rejected before sending", async () => {
   const queueName = uniqueQueueName("oversized");
-  const broker = new RabbitmqBroker({ url: RABBITMQ_URL, maxMessageSize: 1024 });
+  // Confirms make the small send wait until RabbitMQ has routed it, so the count is final.
+  const broker = new RabbitmqBroker({ url: RABBITMQ_URL, maxMessageSize: 1024, confirmDelivery: true });
   const raw = await openRawClient();
   try {
     const big = actor((_text: string) => undefined, { broker, actorName: "big", queueName });
