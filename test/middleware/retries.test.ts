@@ -43,7 +43,8 @@ test("backoff stays finite and capped", () => {
     for (const random of [() => 0, () => 0.5, () => 1 - 2 ** -53]) {
       const delay = computeBackoff(attempt, 15000, MAX_BACKOFF_CAP, random);
       assert.ok(Number.isSafeInteger(delay), `attempt=${attempt} delay=${delay}`);
-      assert.ok(delay >= 0 && delay <= MAX_BACKOFF_CAP, `attempt=${attempt} delay=${delay}`);
+      assert.ok(delay >= 0, `attempt=${attempt} delay=${delay}`);
+      assert.ok(delay <= MAX_BACKOFF_CAP, `attempt=${attempt} delay=${delay}`);
     }
   }
   assert.equal(computeBackoff(0, 0, 0), 0);
@@ -73,7 +74,8 @@ test("retries respect backoff bounds then dead-letter", async () => {
     assert.equal(retried.length, 6);
     retried.forEach((message, index) => {
       const delay = (message.options["eta"] as number) - (message.options["requeue_timestamp"] as number);
-      assert.ok(delay >= 10 && delay <= 80, `retry ${index + 1} delay ${delay}`);
+      assert.ok(delay >= 10, `retry ${index + 1} delay ${delay}`);
+      assert.ok(delay <= 80, `retry ${index + 1} delay ${delay}`);
       assert.equal(message.options["retries"], index + 1);
       assert.equal(typeof message.options["traceback"], "string");
       assert.ok((message.options["traceback"] as string).length <= 8000);

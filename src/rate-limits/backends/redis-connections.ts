@@ -37,7 +37,7 @@ const TRANSACTION_CLIENT_OVERRIDES = {
   retryStrategy: () => null,
 } satisfies Partial<RedisOptions>;
 
-/** What RedisConnections needs from its backend. */
+/** Backend settings that RedisConnections needs. */
 export interface RedisConnectionsOptions {
   /** Options of the shared connection, or undefined when `externalClient` is given. */
   readonly connectionOptions: RedisOptions | undefined;
@@ -113,7 +113,7 @@ export class RedisConnections {
     }
   }
 
-  /** Whether `close()` cut `client`, so an error on it comes from the close. */
+  /** Reports whether `close()` cut `client`, so an error on it comes from the close. */
   wasClosedByUs(client: Redis): boolean {
     return this.closedByUs.has(client);
   }
