@@ -274,7 +274,7 @@ export abstract class Broker {
   /** Returns a consumer for `queueName` (a canonical queue or a delay queue). */
   abstract consume(queueName: string, options: ConsumeOptions): Consumer;
 
-  /** Drops every message in a queue and its delay queue. */
+  /** Drops every message in a queue, its delay queue and its dead-letter queue, as Python Dramatiq's flush does. */
   abstract flush(queueName: string): Promise<void>;
 
   /** Drops every message in every declared queue, delay queue and dead-letter queue. */

@@ -7,7 +7,7 @@ import type { Broker } from "../../src/broker.js";
 import { RabbitmqBroker } from "../../src/brokers/rabbitmq/index.js";
 import { RedisBroker } from "../../src/brokers/redis/index.js";
 import { StubBroker } from "../../src/brokers/stub/index.js";
-import { openRawClient, RABBITMQ_URL, uniqueQueueName } from "./rabbitmq/support.js";
+import { openRawClient, RABBITMQ_URL, uniqueQueueName, waitFor } from "./rabbitmq/support.js";
 
 /** Sends two messages and one delayed message; checks the depth of each queue. */
 async function checkDepths(broker: Broker, queueName: string): Promise<void> {
@@ -21,8 +21,20 @@ async function checkDepths(broker: Broker, queueName: string): Promise<void> {
   assert.equal(await broker.queueDepth(`${queueName}.XQ`), 0);
 }
 
+/** Flushes `queueName` and checks that its queue, delay queue and dead-letter queue are empty. */
+async function checkFlushed(broker: Broker, queueName: string): Promise<void> {
+  await broker.flush(queueName);
+  assert.equal(await broker.queueDepth(queueName), 0);
+  assert.equal(await broker.queueDepth(`${queueName}.DQ`), 0);
+  assert.equal(await broker.queueDepth(`${queueName}.XQ`), 0);
+}
+
 test("queueDepth on stub broker", async () => {
-  await checkDepths(new StubBroker(), "depth_stub");
+  const broker = new StubBroker();
+  await checkDepths(broker, "depth_stub");
+  broker.addDeadLetter("depth_stub", Buffer.from("dead"), undefined, undefined);
+  assert.equal(await broker.queueDepth("depth_stub.XQ"), 1);
+  await checkFlushed(broker, "depth_stub");
 });
 
 test("queueDepth on RabbitMQ", async () => {
@@ -32,6 +44,9 @@ test("queueDepth on RabbitMQ", async () => {
   const raw = await openRawClient();
   try {
     await checkDepths(broker, queueName);
+    raw.channel.sendToQueue(`${queueName}.XQ`, Buffer.from("dead"));
+    await waitFor("the dead letter to arrive", async () => (await raw.count(`${queueName}.XQ`)) === 1);
+    await checkFlushed(broker, queueName);
   } finally {
     await broker.close();
     await raw.deleteQueueSet(queueName);

@@ -206,6 +206,7 @@ export class RabbitmqBroker extends Broker {
     const channel = await this.declaredAdminChannel(canonical);
     await channel.purgeQueue(canonical);
     await channel.purgeQueue(delayQueueName(canonical));
+    await channel.purgeQueue(deadLetterQueueName(canonical));
   }
 
   /** Purges every declared queue, its delay queue and its dead-letter queue. */

@@ -104,6 +104,10 @@ export class StubBroker extends Broker {
   }
 
   override async flush(queueName: string): Promise<void> {
+    const deadName = deadLetterQueueName(queueName);
+    const kept = this.deadLetters.filter((letter) => letter.queueName !== deadName);
+    this.deadLetters.splice(0, this.deadLetters.length, ...kept);
+
     for (const name of [canonicalQueueName(queueName), delayQueueName(queueName)]) {
       const queue = this.queue(name);
       queue.bodies.length = 0;
