@@ -6,8 +6,6 @@
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { once } from "node:events";
-import { connect, type Socket } from "node:net";
 import { test } from "node:test";
 
 import { Redis, type RedisOptions } from "ioredis";
@@ -16,6 +14,7 @@ import { ConfigurationError, ConnectionFailedError } from "../../src/errors.js";
 import { RateLimiterBackendError } from "../../src/rate-limits/index.js";
 import { RedisRateLimiterBackend } from "../../src/rate-limits/backends/redis.js";
 import { captureLogs } from "../helpers/logs.js";
+import { RawMonitor } from "../helpers/redis-monitor.js";
 import { TcpProxy } from "../helpers/tcp-proxy.js";
 import { REDIS_URL, createBackendFixture, sleep, waitFor } from "./support.js";
 
@@ -43,58 +42,6 @@ function interceptGets(client: Redis, afterGet: (key: string) => Promise<void>):
       return copy;
     },
   });
-}
-
-/**
- * A MONITOR connection on a plain socket. ioredis 6.1's monitor() mistakes
- * monitor lines for replies when other clients are busy ("Command queue
- * state error"), so the feed is parsed here: one `+<time> [<db> <source>]
- * "arg" …` line per command, in the order the server ran them.
- */
-class RawMonitor {
-  readonly commands: { source: string; args: string[] }[] = [];
-  private buffered = "";
-  private started = false;
-
-  private constructor(private readonly socket: Socket) {
-    socket.setEncoding("utf8");
-    socket.on("data", (chunk: string) => {
-      this.buffered += chunk;
-      const lines = this.buffered.split("\r\n");
-      this.buffered = lines.pop() ?? "";
-      for (const line of lines) {
-        this.parse(line);
-      }
-    });
-  }
-
-  static async start(): Promise<RawMonitor> {
-    const socket = connect(6379, "127.0.0.1");
-    await once(socket, "connect");
-    const monitor = new RawMonitor(socket);
-    socket.write("MONITOR\r\n");
-    await waitFor(() => monitor.started, "MONITOR to start");
-    return monitor;
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-
-  private parse(line: string): void {
-    if (line === "+OK") {
-      this.started = true;
-      return;
-    }
-
-    const match = /^\+\S+ \[\d+ ([^\]]+)\] (.*)$/.exec(line);
-    if (match === null) {
-      return;
-    }
-    const [, source = "", quoted = ""] = match;
-    const args = [...quoted.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map(([, arg = ""]) => arg.replace(/\\(.)/g, "$1"));
-    this.commands.push({ source, args });
-  }
 }
 
 test("redis backend sends Python command sequences", async () => {

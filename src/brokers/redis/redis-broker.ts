@@ -17,6 +17,7 @@ import { randomUUID } from "node:crypto";
 
 import type { Redis, RedisOptions } from "ioredis";
 
+import { createRedisClient, describeRedisClient } from "./client.js";
 import { Broker, type BrokerOptions, type ConsumeOptions, type JoinOptions } from "../../broker.js";
 import {
   BrokerError,
@@ -29,7 +30,6 @@ import {
 import { redactUrl } from "../../logger.js";
 import { Message } from "../../message/message.js";
 import { canonicalQueueName, delayQueueName, validateQueueName } from "../../message/queue-names.js";
-import { loadPeer } from "../../optional-peer.js";
 import { parseRedisUrl } from "./connection-url.js";
 import { HeartbeatThread } from "./heartbeat-thread.js";
 import { RedisConsumer } from "./redis-consumer.js";
@@ -143,7 +143,7 @@ export class RedisBroker extends Broker {
       this.displayUrl = redactUrl(chosenUrl);
       this.connectionOptions = this.buildConnectionOptions(chosenUrl, redisOptions);
     } else {
-      this.displayUrl = describeClient(client);
+      this.displayUrl = describeRedisClient(client);
       this.connectionOptions = undefined;
     }
 
@@ -195,7 +195,7 @@ export class RedisBroker extends Broker {
       return this.client;
     }
 
-    const client = this.externalClient ?? createClient(this.connectionOptions ?? {});
+    const client = this.externalClient ?? createRedisClient(this.connectionOptions ?? {}, "RedisBroker");
     const onError = (error: Error): void => {
       this.onClientError(error);
     };
@@ -647,13 +647,6 @@ function describeDeadLetter(redisMessageId: string, body: Buffer | null): string
   }
 }
 
-/** Creates a client with RESP2-shaped replies, which the fetch reply parser expects. */
-function createClient(options: RedisOptions): Redis {
-  const { replyMapping: _ignored, ...rest } = options;
-  const ioredis = loadPeer<typeof import("ioredis")>("ioredis", "RedisBroker");
-  return new ioredis.Redis(rest);
-}
-
 async function quitClient(client: Redis): Promise<void> {
   if (client.status !== "ready") {
     client.disconnect();
@@ -688,11 +681,6 @@ function isRedisClient(value: unknown): value is Redis {
     typeof candidate.evalsha === "function" &&
     typeof candidate.on === "function"
   );
-}
-
-function describeClient(client: Redis): string {
-  const { host, port, path, db } = client.options;
-  return path !== undefined && path !== null ? `unix://${path}?db=${db ?? 0}` : `redis://${host ?? "localhost"}:${port ?? 6379}/${db ?? 0}`;
 }
 
 /** Returns the message of `error` without a final period, for embedding in a sentence. */

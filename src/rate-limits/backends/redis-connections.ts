@@ -16,9 +16,9 @@
 
 import type { Redis, RedisOptions } from "ioredis";
 
+import { createRedisClient } from "../../brokers/redis/client.js";
 import { ConnectionClosedError, ConnectionFailedError } from "../../errors.js";
 import type { Logger } from "../../logger.js";
-import { loadPeer } from "../../optional-peer.js";
 
 /** Idle connections for blocking waits kept open for reuse; more are opened while more waits block at once. */
 const MAX_IDLE_BLOCKING_CLIENTS = 4;
@@ -69,7 +69,7 @@ export class RedisConnections {
       return this.shared;
     }
 
-    const client = this.options.externalClient ?? createClient(this.options.connectionOptions ?? {});
+    const client = this.options.externalClient ?? createRedisClient(this.options.connectionOptions ?? {}, "RedisRateLimiterBackend");
     if (this.options.externalClient === undefined) {
       this.watchConnection(client);
     }
@@ -236,13 +236,6 @@ export class RedisConnections {
       }
     });
   }
-}
-
-/** Creates a client with the default (RESP2-shaped) replies; the typings reject an explicit undefined `replyMapping`. */
-function createClient(options: RedisOptions): Redis {
-  const { replyMapping: _ignored, ...rest } = options;
-  const ioredis = loadPeer<typeof import("ioredis")>("ioredis", "RedisRateLimiterBackend");
-  return new ioredis.Redis(rest);
 }
 
 /** Closes a connection with QUIT when it is up, else drops it at once instead of waiting for a reconnection. */

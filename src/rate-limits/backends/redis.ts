@@ -10,6 +10,7 @@
 
 import type { Redis, RedisOptions } from "ioredis";
 
+import { describeRedisClient } from "../../brokers/redis/client.js";
 import { parseRedisUrl } from "../../brokers/redis/connection-url.js";
 import { ConfigurationError, ConnectionClosedError, ConnectionFailedError, DramatiqError } from "../../errors.js";
 import { getLogger, redactUrl } from "../../logger.js";
@@ -100,7 +101,7 @@ export class RedisRateLimiterBackend extends RateLimiterBackend {
       this.displayUrl = redactUrl(chosenUrl);
       connectionOptions = this.buildConnectionOptions(chosenUrl, redisOptions);
     } else {
-      this.displayUrl = describeClient(client);
+      this.displayUrl = describeRedisClient(client);
     }
 
     this.connections = new RedisConnections({
@@ -297,8 +298,3 @@ function positiveInteger(name: string, value: number): number {
   return value;
 }
 
-function describeClient(client: Redis): string {
-  const { host, port, path, db } = client.options;
-  const address = path !== undefined && path !== "" ? `unix://${path}` : `redis://${host ?? "localhost"}:${port ?? 6379}`;
-  return `${address}/${db ?? 0}`;
-}

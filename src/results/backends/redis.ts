@@ -9,10 +9,10 @@
 
 import type { Redis, RedisOptions } from "ioredis";
 
+import { createRedisClient, describeRedisClient } from "../../brokers/redis/client.js";
 import { parseRedisUrl } from "../../brokers/redis/connection-url.js";
 import { ConfigurationError, ConnectionFailedError } from "../../errors.js";
 import { getLogger, redactUrl } from "../../logger.js";
-import { loadPeer } from "../../optional-peer.js";
 import { ResultBackend, type ResultBackendOptions } from "../backend.js";
 import { ResultError } from "../errors.js";
 
@@ -75,7 +75,7 @@ export class RedisBackend extends ResultBackend {
       this.displayUrl = redactUrl(chosenUrl);
       this.connectionOptions = this.buildConnectionOptions(chosenUrl, redisOptions);
     } else {
-      this.displayUrl = describeClient(client);
+      this.displayUrl = describeRedisClient(client);
       this.connectionOptions = undefined;
     }
   }
@@ -184,7 +184,7 @@ export class RedisBackend extends ResultBackend {
       return this.client;
     }
 
-    const client = this.externalClient ?? createClient(this.connectionOptions ?? {});
+    const client = this.externalClient ?? createRedisClient(this.connectionOptions ?? {}, "RedisBackend");
     if (this.externalClient === undefined) {
       this.watchConnection(client);
     }
@@ -251,13 +251,6 @@ export class RedisBackend extends ResultBackend {
   }
 }
 
-/** Creates a client with the default (RESP2-shaped) replies; the typings reject an explicit undefined `replyMapping`. */
-function createClient(options: RedisOptions): Redis {
-  const { replyMapping: _ignored, ...rest } = options;
-  const ioredis = loadPeer<typeof import("ioredis")>("ioredis", "RedisBackend");
-  return new ioredis.Redis(rest);
-}
-
 /** Closes a connection with QUIT when it is up, else disconnects at once instead of waiting for a reconnection. */
 async function quit(client: Redis): Promise<void> {
   if (client.status !== "ready") {
@@ -272,8 +265,3 @@ async function quit(client: Redis): Promise<void> {
   }
 }
 
-function describeClient(client: Redis): string {
-  const { host, port, path, db } = client.options;
-  const address = path !== undefined && path !== "" ? `unix://${path}` : `redis://${host ?? "localhost"}:${port ?? 6379}`;
-  return `${address}/${db ?? 0}`;
-}
