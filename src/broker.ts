@@ -310,8 +310,8 @@ export function setBroker(broker: Broker): void {
 
 /**
  * Returns the global broker. Unlike Python Dramatiq this never creates a
- * broker that connects to localhost: a missing broker is an error that says
- * how to set one.
+ * broker that connects to localhost. A missing broker is an error that
+ * explains how to set one.
  */
 export function getBroker(): Broker {
   const broker = globalSlot[globalBrokerKey];

@@ -1,6 +1,6 @@
 /**
  * The consumer contract. A broker creates one consumer per queue a worker
- * reads. Deliveries are pushed to the worker's handler; the consumer never
+ * reads. Deliveries are pushed to the worker's handler. The consumer never
  * has more than `prefetch` messages delivered and not yet acked, nacked or
  * requeued, which is how a worker bounds its memory.
  */

@@ -41,7 +41,7 @@ export class ConnectionClosedError extends BrokerConnectionError {
   override readonly code: string = "MELO_ERR_CONNECTION_CLOSED";
 }
 
-/** A message body could not be decoded. `data` holds the raw bytes or text. */
+/** A message body could not be decoded. `data` contains the raw bytes or text. */
 export class DecodeError extends DramatiqError {
   override readonly code: string = "MELO_ERR_DECODE";
 

@@ -1,7 +1,7 @@
 /**
  * Loading of optional peer dependencies (amqplib, ioredis). Broker modules
  * load their client library on first use, not at import, so that importing
- * `melodramatiq/web`, which knows every broker class, needs only the client
+ * `melodramatiq/web`, which imports every broker class, needs only the client
  * of the broker an app actually uses.
  */
 
@@ -14,7 +14,7 @@ const loaded = new Map<string, unknown>();
 
 /**
  * Returns the CommonJS exports of package `name`, loading it once. Throws a
- * ConfigurationError that says which package to install when it is missing.
+ * ConfigurationError naming the package to install when it is missing.
  */
 // The caller names the module type it expects, since require() returns unknown.
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters

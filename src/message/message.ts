@@ -94,8 +94,8 @@ export class Message<Args extends readonly unknown[] = unknown[]> {
   }
 
   /**
-   * Decodes a message from its wire bytes. Throws a DecodeError that says
-   * what is wrong for bytes that are not UTF-8, not JSON, not an object, lack
+   * Decodes a message from its wire bytes. Throws a DecodeError that names
+   * the problem for bytes that are not UTF-8, not JSON, not an object, lack
    * a required member, carry an unknown member or a member of the wrong type.
    */
   static decode(data: Uint8Array | string): Message {

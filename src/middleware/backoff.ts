@@ -1,6 +1,6 @@
 /**
  * Exponential backoff with jitter, as Python Dramatiq computes retry delays:
- * `factor × 2^min(attempt, 32)`, scaled by a random factor in [1, 2); a value
+ * `factor × 2^min(attempt, 32)`, scaled by a random factor in [1, 2). A value
  * above `max` is replaced by a random value in [max/2, max].
  */
 

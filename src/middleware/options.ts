@@ -56,7 +56,7 @@ export const optionChecks = {
   string: (value: unknown): boolean => typeof value === "string",
 } satisfies Record<string, OptionCheck>;
 
-/** Where `resolveCheckedOption` reports a message option of the wrong type. */
+/** Logger that `resolveCheckedOption` reports a message option of the wrong type to. */
 export interface OptionWarningSink {
   warn(fields: Record<string, unknown>, message: string): void;
 }

@@ -7,7 +7,7 @@
 import { DramatiqError } from "../errors.js";
 import { decodeJson, encodeJson } from "../message/encoding.js";
 
-/** Marker that tells a stored failure from a stored return value. */
+/** Marker that distinguishes a stored failure from a stored return value. */
 export const FAILURE_TAG = "dramatiq.results.Result";
 
 /** A failure as stored: the class name and the message of the error. */

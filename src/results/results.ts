@@ -50,7 +50,7 @@ const UNKNOWN_SKIP_FAILURE: FailureDescription = { type: "SkipMessage", msg: "Th
  * same per message as `store_results` and `result_ttl`. A message option that
  * is present wins even when it is false or 0, as in Python Dramatiq.
  *
- * Unlike Python Dramatiq, a message that names an unknown actor and asks for
+ * Unlike Python Dramatiq, a message that names an unknown actor and requests
  * results in its own options gets a stored failure of type `ActorNotFound`,
  * so that a waiting caller fails at once instead of timing out.
  *

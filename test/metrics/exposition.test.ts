@@ -107,7 +107,8 @@ test("exposition server reports busy port", async () => {
   const blocker = createServer();
   await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
   const address = blocker.address();
-  assert.ok(address !== null && typeof address === "object");
+  assert.ok(address !== null);
+  assert.ok(typeof address === "object");
 
   try {
     const prometheus = new Prometheus({ host: "127.0.0.1", port: address.port });

@@ -63,9 +63,9 @@ export class ChannelSlot<C extends Channel> {
 
     // A channel-level error (e.g. a refused declaration) is followed by
     // 'close'; without an 'error' listener amqplib would crash the process.
-    // Refused declarations on the admin channel are reported by their caller;
-    // a closed publish channel can lose messages sent without confirms, so it
-    // is logged where operators see it.
+    // Refused declarations on the admin channel are reported by their caller.
+    // A closed publish channel can lose messages sent without confirms, so it
+    // is logged at warning level.
     channel.on("error", (error: Error) => {
       const level = this.purpose === "publish" ? "warn" : "debug";
       this.logger[level]({ err: error, channel: this.purpose }, `RabbitMQ closed the ${this.purpose} channel: ${error.message}`);
