@@ -1,39 +1,35 @@
 /**
- * Reports a blocked event loop. A timer on the main thread bumps a counter
- * in shared memory, and a watchdog thread reads it. When the counter has
- * not moved for longer than the threshold, the thread warns once per
- * stall and names the tasks that were running. While the loop is blocked,
- * nothing else in the process runs: no other task, no ack, no timer-driven
- * heartbeat, no time limit.
+ * Reports a blocked event loop, naming the tasks that were in progress.
+ * While the loop is blocked, nothing else in the process runs: no other
+ * task, no ack, no timer-driven heartbeat, no time limit.
  *
- * The running tasks are known to the thread because the worker writes each
- * task's message id and actor name into a shared slot when the task starts
- * and clears it when the task ends (`enter`/`leave`).
+ * The default watchdog is a timer on the main thread. A timer that fires
+ * much later than due shows that the loop was blocked, so the warning comes
+ * when the loop turns again, and a loop that never turns again is never
+ * reported. It costs one timer and no memory to speak of.
  *
- * Where the warning goes: the main thread's logger cannot run while the
- * loop is blocked. When the root logger is the built-in ConsoleLogger at
- * level `warn` or lower, the thread writes the warning to stderr (file
- * descriptor 2) in the same layout at once, so even a loop that never
- * turns again is reported. With any other logger, the warning goes through
- * that logger when the loop turns again, which a loop stuck for good never
- * does.
+ * The Worker option `eventLoopWatchdogThread` swaps in a watchdog thread
+ * (`loop-watchdog-thread.ts`), which warns while the block lasts, even one
+ * that never ends, at the cost of a second V8 isolate (about 9 MiB).
  */
 
-import { Worker as Thread } from "node:worker_threads";
+import { getLogger, type Logger } from "../logger.js";
 
-import { ConsoleLogger, getLogger, getRootLogger, type Logger } from "../logger.js";
+/** Identity of a running task, as warnings name it. */
+export interface WatchedTask {
+  readonly actorName: string;
+  readonly messageId: string;
+}
 
-/** Bytes of one task slot: the message id, a NUL, then the actor name, cut to fit. */
-const SLOT_BYTES = 256;
-/**
- * The counter moves, and the thread checks it, this many times per
- * threshold, so a loop that turns on time shows gaps of about half the
- * threshold at most.
- */
-const CHECKS_PER_THRESHOLD = 4;
-const MIN_CHECK_INTERVAL = 10;
+/** A running watchdog. The worker calls `enter` and `leave` around every task. */
+export interface LoopWatchdog {
+  enter(task: WatchedTask): void;
+  leave(task: WatchedTask): void;
+  /** Stops watching. Never rejects, and is safe to call twice. */
+  stop(): Promise<void>;
+}
 
-/** Options of `LoopWatchdog.start()`. */
+/** Options of both watchdogs. */
 export interface LoopWatchdogOptions {
   /** Milliseconds the loop may stay blocked before the warning. */
   readonly threshold: number;
@@ -43,217 +39,92 @@ export interface LoopWatchdogOptions {
   readonly logger?: Logger;
 }
 
-/** Data the thread receives. */
-interface ThreadData {
-  readonly counter: SharedArrayBuffer;
-  readonly lengths: SharedArrayBuffer;
-  readonly slotBytes: SharedArrayBuffer;
-  readonly slotSize: number;
-  readonly threshold: number;
-  readonly checkInterval: number;
-  readonly writeToStderr: boolean;
-  readonly pid: number;
-}
-
-/** A running task as the thread read it from its slot. */
-interface BlockedTask {
-  readonly messageId: string;
-  readonly actorName: string;
-}
-
-/** Reports from the thread. `stall` comes only when the thread did not write the warning itself. */
-type ThreadReport =
-  | { readonly type: "stall"; readonly blockedFor: number; readonly text: string; readonly tasks: readonly BlockedTask[] }
-  | { readonly type: "resumed"; readonly blockedFor: number };
-
 /**
- * The thread's code, CommonJS given as a string (`eval`) so that it needs
- * no file of its own. It builds the warning from the slots as soon as it
- * detects the stall, because the tasks may have ended by the time the main
- * thread could read them.
+ * The timer fires this many times per threshold, so a loop that turns on
+ * time shows gaps well below the threshold.
  */
-const THREAD_SOURCE = `
-"use strict";
-const { parentPort, workerData } = require("node:worker_threads");
-const { writeSync } = require("node:fs");
+const CHECKS_PER_THRESHOLD = 4;
+const MIN_CHECK_INTERVAL = 10;
 
-const counter = new Int32Array(workerData.counter);
-const lengths = new Int32Array(workerData.lengths);
-const slotBytes = new Uint8Array(workerData.slotBytes);
-const decoder = new TextDecoder();
-let lastValue = Atomics.load(counter, 0);
-let lastChange = Date.now();
-let stalled = false;
-
-function readTasks() {
-  const tasks = [];
-  for (let slot = 0; slot < lengths.length; slot++) {
-    const length = Atomics.load(lengths, slot);
-    if (length <= 0) {
-      continue;
-    }
-    const offset = slot * workerData.slotSize;
-    const copy = slotBytes.slice(offset, offset + length);
-    // A slot rewritten during the copy is skipped rather than shown garbled.
-    if (Atomics.load(lengths, slot) !== length) {
-      continue;
-    }
-    const text = decoder.decode(copy);
-    const separator = text.indexOf("\\u0000");
-    tasks.push({ messageId: text.slice(0, separator), actorName: text.slice(separator + 1) });
+/** Starts the timer watchdog, or the thread watchdog when `thread` is true. */
+export async function startLoopWatchdog(options: LoopWatchdogOptions & { readonly thread: boolean }): Promise<LoopWatchdog> {
+  if (options.thread) {
+    // Loaded only here, so a process without the thread never loads node:worker_threads.
+    const { ThreadLoopWatchdog } = await import("./loop-watchdog-thread.js");
+    return ThreadLoopWatchdog.start(options);
   }
-  return tasks;
+  return TimerLoopWatchdog.start(options);
 }
 
-function describe(blockedFor, tasks) {
-  const running = tasks.length === 0
-    ? "No task was running, so code outside the actors blocks it."
-    : "Running: " + tasks.map((task) => "actor '" + task.actorName + "' (message " + task.messageId + ")").join(", ") + ".";
-  return "The event loop has been blocked for " + blockedFor + " ms, more than the " + workerData.threshold + " ms threshold. " + running +
-    " While it is blocked this process runs no other task and sends no ack or timer-driven heartbeat;" +
-    " move long synchronous work to a worker thread or a child process.";
-}
-
-function timestamp(date) {
-  const pad = (value, width = 2) => String(value).padStart(width, "0");
-  return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) + " " +
-    pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds()) + "," + pad(date.getMilliseconds(), 3);
-}
-
-function check() {
-  const now = Date.now();
-  const value = Atomics.load(counter, 0);
-  if (value !== lastValue) {
-    if (stalled) {
-      stalled = false;
-      parentPort.postMessage({ type: "resumed", blockedFor: now - lastChange });
-    }
-    lastValue = value;
-    lastChange = now;
-    return;
-  }
-
-  const blockedFor = now - lastChange;
-  if (stalled || blockedFor <= workerData.threshold) {
-    return;
-  }
-  stalled = true;
-  const tasks = readTasks();
-  const text = describe(blockedFor, tasks);
-  if (workerData.writeToStderr) {
-    const line = "[" + timestamp(new Date()) + "] [PID " + workerData.pid + "] [melodramatiq.worker.LoopWatchdog] [WARNING] " + text + "\\n";
-    try {
-      writeSync(2, line);
-      return;
-    } catch {
-      // stderr is closed or full: the main thread logs it once the loop turns.
-    }
-  }
-  parentPort.postMessage({ type: "stall", blockedFor, text, tasks });
-}
-
-setInterval(check, workerData.checkInterval);
-`;
-
-export class LoopWatchdog {
-  private readonly counter: Int32Array;
-  private readonly lengths: Int32Array;
-  private readonly slotBytes: Uint8Array;
-  private readonly freeSlots: number[];
-  private readonly encoder = new TextEncoder();
+/** The default watchdog: a main-thread timer that detects when it fired late. */
+export class TimerLoopWatchdog implements LoopWatchdog {
+  private readonly running = new Set<WatchedTask>();
+  /**
+   * Tasks that ended since the last check while the loop was already late.
+   * A synchronous task that blocks the loop has ended by the time the timer
+   * fires, and must still be named. Tasks that end on time are not kept,
+   * so this stays empty while the loop turns normally.
+   */
+  private readonly endedLate: WatchedTask[] = [];
   private readonly timer: NodeJS.Timeout;
-  private stopping: Promise<void> | undefined;
+  private lastCheck = performance.now();
 
   private constructor(
-    private readonly thread: Thread,
-    data: ThreadData,
+    private readonly threshold: number,
+    private readonly interval: number,
     private readonly logger: Logger,
   ) {
-    this.counter = new Int32Array(data.counter);
-    this.lengths = new Int32Array(data.lengths);
-    this.slotBytes = new Uint8Array(data.slotBytes);
-    this.freeSlots = Array.from({ length: this.lengths.length }, (_, index) => this.lengths.length - 1 - index);
     this.timer = setInterval(() => {
-      Atomics.add(this.counter, 0, 1);
-    }, data.checkInterval);
+      this.check();
+    }, interval);
     this.timer.unref();
   }
 
-  /** Starts the thread and the main-thread counter. */
-  static start(options: LoopWatchdogOptions): LoopWatchdog {
-    const { threshold, slots, logger = getLogger("melodramatiq.worker.LoopWatchdog") } = options;
-    const root = getRootLogger();
-    const data: ThreadData = {
-      counter: new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT),
-      lengths: new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * slots),
-      slotBytes: new SharedArrayBuffer(SLOT_BYTES * slots),
-      slotSize: SLOT_BYTES,
-      threshold,
-      checkInterval: Math.max(MIN_CHECK_INTERVAL, Math.floor(threshold / CHECKS_PER_THRESHOLD)),
-      // NOTE: a ConsoleLogger built with its own `stream` still gets the
-      // thread's line on stderr, because the stream is not visible here.
-      writeToStderr: root instanceof ConsoleLogger && root.level !== "error" && root.level !== "silent",
-      pid: process.pid,
-    };
-
-    const thread = new Thread(THREAD_SOURCE, { eval: true, workerData: data, name: "melodramatiq-loop-watchdog" });
-    const watchdog = new LoopWatchdog(thread, data, logger);
-    thread.on("message", (report: ThreadReport) => {
-      watchdog.onReport(report);
-    });
-    thread.on("error", (error: Error) => {
-      logger.warn({ err: error }, `The event loop watchdog thread failed: ${error.message}. Blocked event loops are not reported from now on.`);
-    });
-    thread.unref();
+  static start(options: LoopWatchdogOptions): TimerLoopWatchdog {
+    const { threshold, logger = getLogger("melodramatiq.worker.LoopWatchdog") } = options;
+    const interval = Math.max(MIN_CHECK_INTERVAL, Math.floor(threshold / CHECKS_PER_THRESHOLD));
     logger.debug({ threshold }, `Started the event loop watchdog with a threshold of ${threshold} ms.`);
-    return watchdog;
+    return new TimerLoopWatchdog(threshold, interval, logger);
   }
 
-  /**
-   * Records a task that starts, so a stall report can name it. Returns its
-   * slot for `leave()`, or -1 when every slot is taken (the task is then
-   * missing from reports).
-   */
-  enter(actorName: string, messageId: string): number {
-    const slot = this.freeSlots.pop();
-    if (slot === undefined) {
-      return -1;
+  enter(task: WatchedTask): void {
+    this.running.add(task);
+  }
+
+  leave(task: WatchedTask): void {
+    this.running.delete(task);
+    if (performance.now() - this.lastCheck > this.threshold) {
+      this.endedLate.push(task);
     }
-
-    const start = slot * SLOT_BYTES;
-    const { written } = this.encoder.encodeInto(`${messageId}\u0000${actorName}`, this.slotBytes.subarray(start, start + SLOT_BYTES));
-    Atomics.store(this.lengths, slot, written);
-    return slot;
   }
 
-  /** Clears the slot of a task that ended. */
-  leave(slot: number | undefined): void {
-    if (slot === undefined || slot < 0) {
-      return;
-    }
-    Atomics.store(this.lengths, slot, 0);
-    this.freeSlots.push(slot);
-  }
-
-  /** Stops the counter and the thread. Never rejects; safe to call twice. */
   stop(): Promise<void> {
     clearInterval(this.timer);
-    this.stopping ??= this.thread.terminate().then(
-      () => {
-        this.logger.debug({}, "Stopped the event loop watchdog.");
-      },
-      (error: unknown) => {
-        this.logger.warn({ err: error }, "Failed to stop the event loop watchdog thread.");
-      },
-    );
-    return this.stopping;
+    this.running.clear();
+    this.endedLate.length = 0;
+    return Promise.resolve();
   }
 
-  private onReport(report: ThreadReport): void {
-    if (report.type === "stall") {
-      this.logger.warn({ blockedFor: report.blockedFor, tasks: report.tasks }, report.text);
+  private check(): void {
+    const now = performance.now();
+    const blockedFor = Math.round(now - this.lastCheck - this.interval);
+    this.lastCheck = now;
+    if (blockedFor <= this.threshold) {
+      this.endedLate.length = 0;
       return;
     }
-    this.logger.debug({ blockedFor: report.blockedFor }, `The event loop turned again after being blocked for ${report.blockedFor} ms.`);
+
+    const tasks = [...this.endedLate, ...this.running].map(({ actorName, messageId }) => ({ actorName, messageId }));
+    this.endedLate.length = 0;
+    const inProgress =
+      tasks.length === 0
+        ? "No task was in progress, so code outside the actors blocked it."
+        : `Tasks in progress during the block: ${tasks.map((task) => `actor '${task.actorName}' (message ${task.messageId})`).join(", ")}.`;
+    this.logger.warn(
+      { blockedFor, tasks },
+      `The event loop was blocked for ${blockedFor} ms, more than the ${this.threshold} ms threshold. ${inProgress} ` +
+        "While it was blocked, this process ran no other task and sent no ack or timer-driven heartbeat; " +
+        "move long synchronous work to a worker thread or a child process.",
+    );
   }
 }

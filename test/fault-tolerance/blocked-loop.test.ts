@@ -7,13 +7,14 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { Redis, type RedisOptions } from "ioredis";
+import { Redis } from "ioredis";
 
 import { actor } from "../../src/actor.js";
 import { RedisBroker } from "../../src/brokers/redis/index.js";
 import { StubBroker } from "../../src/brokers/stub/index.js";
 import { ConfigurationError } from "../../src/errors.js";
 import { Message } from "../../src/message/message.js";
+import { TimerLoopWatchdog } from "../../src/worker/loop-watchdog.js";
 import { Worker } from "../../src/worker/worker.js";
 import { adminClient, deleteNamespace } from "../brokers/redis/helpers.js";
 import { captureLogs, type LogCapture } from "../helpers/logs.js";
@@ -93,46 +94,48 @@ test("blocked worker keeps its Redis message", async () => {
   }
 });
 
-test("watchdog names the blocking actor once", async () => {
-  const broker = new StubBroker();
-  const worker = new Worker(broker, { concurrency: 2, eventLoopBlockThreshold: 300 });
-  const finished: string[] = [];
-  const blocking = actor(
-    (label: string) => {
-      spin(1200);
-      finished.push(label);
-    },
-    { broker, actorName: "blocking_report" },
-  );
-  const waiting = actor(
-    async (label: string) => {
-      await sleep(3000);
-      finished.push(label);
-    },
-    { broker, actorName: "waiting_report" },
-  );
-  logs.records.length = 0;
+for (const thread of [false, true]) {
+  test(`watchdog ${thread ? "thread" : "timer"} names the blocking actor once`, async () => {
+    const broker = new StubBroker();
+    const worker = new Worker(broker, { concurrency: 2, eventLoopBlockThreshold: 300, eventLoopWatchdogThread: thread });
+    const finished: string[] = [];
+    const blocking = actor(
+      (label: string) => {
+        spin(1200);
+        finished.push(label);
+      },
+      { broker, actorName: `blocking_report_${thread}` },
+    );
+    const waiting = actor(
+      async (label: string) => {
+        await sleep(3000);
+        finished.push(label);
+      },
+      { broker, actorName: `waiting_report_${thread}` },
+    );
+    logs.records.length = 0;
 
-  try {
-    await worker.start();
-    const slow = await waiting.send("waiting");
-    await waitFor("the waiting task to start", () => worker.activeTasks === 1);
-    const blocked = await blocking.send("blocking");
-    await waitFor("both tasks to finish", () => finished.length === 2);
+    try {
+      await worker.start();
+      const slow = await waiting.send("waiting");
+      await waitFor("the waiting task to start", () => worker.activeTasks === 1);
+      const blocked = await blocking.send("blocking");
+      await waitFor("both tasks to finish", () => finished.length === 2);
 
-    const warnings = logs.find("warn", "The event loop has been blocked");
-    assert.equal(warnings.length, 1, "one warning per stall");
-    const [warning] = warnings;
-    assert.match(warning!.message, /actor 'blocking_report'/);
-    assert.ok(warning!.message.includes(blocked.messageId), "the warning names the blocking message");
-    assert.match(warning!.message, /actor 'waiting_report'/, "every running task is listed");
-    assert.ok(warning!.message.includes(slow.messageId));
-    assert.ok(Number(warning!.fields["blockedFor"]) > 300, "the warning says how long the loop was blocked");
-  } finally {
-    await worker.stop();
-    await broker.close();
-  }
-});
+      const warnings = logs.find("warn", thread ? "The event loop has been blocked" : "The event loop was blocked");
+      assert.equal(warnings.length, 1, "one warning per stall");
+      const [warning] = warnings;
+      assert.ok(warning!.message.includes(`actor 'blocking_report_${thread}'`), warning!.message);
+      assert.ok(warning!.message.includes(blocked.messageId), "the warning names the blocking message");
+      assert.ok(warning!.message.includes(`actor 'waiting_report_${thread}'`), "every running task is listed");
+      assert.ok(warning!.message.includes(slow.messageId));
+      assert.ok(Number(warning!.fields["blockedFor"]) > 300, "the warning says how long the loop was blocked");
+    } finally {
+      await worker.stop();
+      await broker.close();
+    }
+  });
+}
 
 test("watchdog stays quiet for async tasks", async () => {
   const broker = new StubBroker();
@@ -161,8 +164,22 @@ test("watchdog stays quiet for async tasks", async () => {
   }
 });
 
+test("the default watchdog is a main-thread timer", async () => {
+  const broker = new StubBroker();
+  const worker = new Worker(broker, { concurrency: 1 });
+  try {
+    await worker.start();
+    // No thread means no second V8 isolate, which a worker process could not afford under its memory target.
+    assert.ok((worker as unknown as { watchdog: unknown }).watchdog instanceof TimerLoopWatchdog);
+  } finally {
+    await worker.stop();
+    await broker.close();
+  }
+});
+
 test("eventLoopBlockThreshold is validated", () => {
   const broker = new StubBroker();
+  assert.throws(() => new Worker(broker, { eventLoopWatchdogThread: "yes" as unknown as boolean }), /eventLoopWatchdogThread=yes/);
   assert.throws(() => new Worker(broker, { eventLoopBlockThreshold: -1 }), ConfigurationError);
   assert.throws(() => new Worker(broker, { eventLoopBlockThreshold: Number.NaN }), /eventLoopBlockThreshold=NaN/);
 });
@@ -250,8 +267,10 @@ test("heartbeat falls back to the main thread", async () => {
   const namespace = uniqueName("beatfallback");
   namespaces.push(namespace);
   // A value that structuredClone rejects keeps the connection options from reaching a thread.
-  const redisOptions = { connectionName: "ft-fallback", uncloneable: Symbol("not cloneable") } as RedisOptions;
-  const broker = new RedisBroker({ url: "redis://127.0.0.1:6379/0", namespace, heartbeatTimeout: 200, redisOptions });
+  // The built-in client rejects unknown options, so the value rides on the options of an ioredis client passed in.
+  const external = new Redis({ host: "127.0.0.1", port: 6379, lazyConnect: true, connectionName: "ft-fallback" });
+  (external.options as Record<string, unknown>)["uncloneable"] = Symbol("not cloneable");
+  const broker = new RedisBroker({ client: external, namespace, heartbeatTimeout: 200 });
   const key = `${namespace}:__heartbeats__`;
   await broker.enqueue(new Message({ queueName: "ft_heartbeat", actorName: "held", args: [] }));
   logs.records.length = 0;
@@ -274,5 +293,6 @@ test("heartbeat falls back to the main thread", async () => {
   } finally {
     await consumer.close();
     await broker.close();
+    await external.quit();
   }
 });
