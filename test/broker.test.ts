@@ -124,6 +124,73 @@ test("before hook errors propagate", async () => {
   assert.equal(broker.queue("default").bodies.length, 0);
 });
 
+test("hooks mix synchronous and async middleware in order", async () => {
+  const events: string[] = [];
+  class Sync extends Middleware {
+    constructor(readonly label: string) {
+      super();
+    }
+    override afterEnqueue(): void {
+      events.push(this.label);
+    }
+  }
+  class Async extends Middleware {
+    constructor(readonly label: string) {
+      super();
+    }
+    override async afterEnqueue(): Promise<void> {
+      await Promise.resolve();
+      events.push(this.label);
+    }
+  }
+  class AsyncBroken extends Middleware {
+    override async afterEnqueue(): Promise<void> {
+      await Promise.resolve();
+      throw new Error("late failure");
+    }
+  }
+
+  const logs = captureLogs();
+  try {
+    const broker = new StubBroker({ middleware: [new Sync("a"), new Async("b"), new AsyncBroken(), new Sync("c")] });
+    const task = actor(() => undefined, { broker, actorName: "task" });
+    await task.send();
+
+    assert.deepEqual(events, ["a", "b", "c"]);
+    assert.equal(logs.find("error", "Unexpected failure in afterEnqueue of AsyncBroken").length, 1);
+  } finally {
+    logs.restore();
+  }
+});
+
+test("middleware pushed onto the array directly gets its hooks called", async () => {
+  const events: string[] = [];
+  const broker = new StubBroker({ middleware: [new Recorder("a", events)] });
+  const task = actor(() => undefined, { broker, actorName: "task" });
+  await task.send();
+  broker.middleware.push(new Recorder("late", events));
+  await task.send();
+
+  assert.deepEqual(
+    events.filter((event) => event.includes("after-enqueue")),
+    ["a:after-enqueue:default", "a:after-enqueue:default", "late:after-enqueue:default"],
+  );
+});
+
+test("a synchronous before hook error rejects emitBefore", async () => {
+  class Refuse extends Middleware {
+    override beforeEnqueue(): void {
+      throw new Error("refused at once");
+    }
+  }
+
+  const broker = new StubBroker({ middleware: [new Refuse()] });
+  const task = actor(() => undefined, { broker, actorName: "task" });
+  // A synchronous throw must surface as a rejection, as it did when emitBefore was async.
+  const pending = broker.emitBefore("beforeEnqueue", task.message(), undefined);
+  await assert.rejects(pending, /refused at once/);
+});
+
 test("getActor throws for unknown name", () => {
   const broker = new StubBroker();
   assert.throws(() => broker.getActor("nope"), ActorNotFoundError);

@@ -76,13 +76,19 @@ export class Callbacks extends Middleware {
     }
   }
 
-  override async afterProcessMessage(broker: Broker, message: MessageProxy, outcome: ProcessOutcome): Promise<void> {
+  override afterProcessMessage(broker: Broker, message: MessageProxy, outcome: ProcessOutcome): Promise<void> | undefined {
     const { error } = outcome;
     const optionName = error === undefined ? "onSuccess" : "onFailure";
     const targetName = this.resolveTarget(broker, message, optionName);
+    // Synchronous without a callback, so that most messages cost no promise here.
     if (targetName === undefined) {
-      return;
+      return undefined;
     }
+    return this.sendCallback(broker, message, outcome, optionName, targetName);
+  }
+
+  private async sendCallback(broker: Broker, message: MessageProxy, outcome: ProcessOutcome, optionName: string, targetName: string): Promise<void> {
+    const { error } = outcome;
 
     const fields = { messageId: message.messageId, actorName: message.actorName, callback: targetName };
     const target = findActor(broker, targetName);

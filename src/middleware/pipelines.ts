@@ -38,11 +38,16 @@ export class Pipelines extends Middleware {
 
   private readonly logger = getLogger("melodramatiq.middleware.Pipelines");
 
-  override async afterProcessMessage(broker: Broker, message: MessageProxy, outcome: ProcessOutcome): Promise<void> {
+  override afterProcessMessage(broker: Broker, message: MessageProxy, outcome: ProcessOutcome): Promise<void> | undefined {
     const target = message.options["pipe_target"];
+    // Synchronous outside pipelines, so that most messages cost no promise here.
     if (outcome.error !== undefined || message.failed || target === undefined || target === null) {
-      return;
+      return undefined;
     }
+    return this.enqueueNext(broker, message, outcome, target);
+  }
+
+  private async enqueueNext(broker: Broker, message: MessageProxy, outcome: ProcessOutcome, target: unknown): Promise<void> {
 
     const fields = { messageId: message.messageId, actorName: message.actorName };
     let next: Message;
