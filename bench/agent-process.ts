@@ -6,6 +6,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
+import { workerExecArgv } from "../src/cli/worker-heap.js";
 import type { AgentSpec, ChildMessage, ParentMessage, PhaseResult } from "./protocol.js";
 
 const CHILD_SCRIPT = fileURLToPath(new URL("./child.js", import.meta.url));
@@ -29,7 +30,12 @@ export class AgentProcess {
     readonly label: string,
     spec: AgentSpec,
   ) {
-    this.child = fork(CHILD_SCRIPT, [JSON.stringify(spec)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    // melodramatiq agents run with the heap settings that the CLI gives its
+    // worker processes (the child applies the rest), so the figures are
+    // those of `melodramatiq` workers;
+    // BullMQ agents run with Node's defaults, as BullMQ's users run them.
+    const execArgv = spec.library === "melodramatiq" ? workerExecArgv() : process.execArgv;
+    this.child = fork(CHILD_SCRIPT, [JSON.stringify(spec)], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv });
     this.child.on("message", (message: ChildMessage) => {
       this.onMessage(message);
     });

@@ -7,6 +7,7 @@
 
 import { enqueueWindowed, Recorder, sendSteadily, type Agent } from "./agent.js";
 import { cpuMsSince, monotonicMs, peakRssMiB } from "./clock.js";
+import { tuneWorkerHeap } from "../src/cli/worker-heap.js";
 import type { AgentSpec, ChildMessage, ParentMessage } from "./protocol.js";
 
 /** Milliseconds between progress reports while a worker runs. */
@@ -93,6 +94,10 @@ async function main(): Promise<void> {
   }
 
   const spec = JSON.parse(text) as AgentSpec;
+  if (spec.library === "melodramatiq") {
+    // As the CLI's worker processes do (src/cli/worker-entry.ts).
+    tuneWorkerHeap();
+  }
   const agent = await createAgent(spec);
   const state: { drain: Drain | undefined } = { drain: undefined };
 

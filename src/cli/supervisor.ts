@@ -32,6 +32,7 @@ import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { getLogger } from "../logger.js";
 import { EXIT_KILLED, EXIT_OK } from "./exit-codes.js";
 import { isReadyMessage, type WorkerProcessConfig } from "./ipc.js";
+import { workerExecArgv } from "./worker-heap.js";
 import type { MainProcessSignal, SignalSource } from "./main-signals.js";
 
 /** Options of a Supervisor. */
@@ -144,7 +145,7 @@ export class Supervisor {
     const output = this.options.outputDescriptor?.() ?? "inherit";
     const child = fork(this.options.entryPath, [JSON.stringify(this.options.configFor(index))], {
       stdio: ["inherit", output, output, "ipc"],
-      execArgv: inheritableExecArgv(),
+      execArgv: workerExecArgv(),
     });
     this.children.set(index, child);
     this.logger.debug({ pid: child.pid }, `Started worker process ${index} with PID ${child.pid ?? "unknown"}.`);
@@ -293,13 +294,4 @@ function abnormalExitCode(code: number | null, signal: NodeJS.Signals | null): n
     return EXIT_KILLED;
   }
   return code;
-}
-
-/**
- * Returns the main process's Node options for the worker processes (they
- * keep loaders such as `--import tsx`), without the inspector flags, whose
- * port would clash.
- */
-function inheritableExecArgv(): string[] {
-  return process.execArgv.filter((arg) => !/^--(?:inspect|debug)(?:-brk|-port|-wait)?(?:=|$)/.test(arg));
 }

@@ -5,7 +5,9 @@
  */
 
 import { parseWorkerProcessConfig } from "./ipc.js";
+import { tuneWorkerHeap } from "./worker-heap.js";
 import { runWorkerProcess } from "./worker-process.js";
 
+tuneWorkerHeap();
 const config = parseWorkerProcessConfig(process.argv[2]);
 process.exit(await runWorkerProcess(config));
