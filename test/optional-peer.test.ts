@@ -41,8 +41,16 @@ test("entry points load no client library", () => {
 
 test("client library loads on first use", () => {
   const used = peersLoadedBy(
+    ["src/results/backends/redis.ts"],
+    "const backend = new m0.RedisBackend({ url: 'redis://127.0.0.1:6379/0' }); await backend['readText']('optional-peer-missing-key'); await backend.close();",
+  );
+  assert.deepEqual(used, ["ioredis"]);
+});
+
+test("Redis broker loads no client library", () => {
+  const used = peersLoadedBy(
     ["src/brokers/redis/index.ts"],
     "const broker = new m0.RedisBroker({ url: 'redis://127.0.0.1:6379/0' }); await broker.connect(); await broker.close();",
   );
-  assert.deepEqual(used, ["ioredis"]);
+  assert.deepEqual(used, []);
 });

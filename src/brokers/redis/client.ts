@@ -1,17 +1,55 @@
 /**
- * ioredis client helpers shared by the Redis broker, the Redis results
- * backend and the Redis rate-limiter backend, so the three create and
- * describe their connections the same way.
+ * Redis client helpers. The broker talks to Redis through the
+ * `BrokerRedisClient` surface, which both the built-in RESP2 client and an
+ * ioredis client provide. The Redis results backend and rate-limiter
+ * backend create ioredis clients with `createRedisClient`.
  */
 
 import type { Redis, RedisOptions } from "ioredis";
 
 import { loadPeer } from "../../optional-peer.js";
+import type { CommandArgument } from "./resp/encode.js";
+import { describeAddress, type RedisAddress, type RespClientOptions } from "./resp/options.js";
+import { RespClient } from "./resp/resp-client.js";
+
+/** The client members the Redis broker, its wake-up channel and its scripts use; ioredis clients have them too. */
+export interface BrokerRedisClient {
+  readonly status: string;
+  readonly options: RedisAddress;
+  /** The socket of the current connection, which scripts.ts corks to batch the writes of one tick. */
+  readonly stream: { readonly writable: boolean; cork(): void; uncork(): void } | undefined | null;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  on(event: "ready", listener: () => void): unknown;
+  on(event: "message", listener: (channel: string, message: string) => void): unknown;
+  off(event: "error", listener: (error: Error) => void): unknown;
+  off(event: "ready", listener: () => void): unknown;
+  connect(): Promise<void>;
+  ping(): Promise<string>;
+  quit(): Promise<unknown>;
+  disconnect(): void;
+  duplicate(): BrokerRedisClient;
+  callBuffer(command: string, args: CommandArgument[]): Promise<unknown>;
+  zcard(key: string): Promise<number>;
+  hlen(key: string): Promise<number>;
+  zrangebyscore(key: string, min: number | string, max: number | string, limit: "LIMIT", offset: number, count: number): Promise<string[]>;
+  hgetBuffer(key: string, field: string): Promise<Buffer | null>;
+  smembers(key: string): Promise<string[]>;
+  zadd(key: string, score: string, member: string): Promise<unknown>;
+  publish(channel: string, message: string): Promise<number>;
+  subscribe(channel: string): Promise<unknown>;
+  unsubscribe(channel: string): Promise<unknown>;
+}
+
+/** Creates the broker's built-in client, which does not load ioredis. */
+export function createBrokerClient(options: RespClientOptions): RespClient {
+  return new RespClient(options);
+}
 
 /**
- * Creates a client with the default RESP2-shaped replies, which the reply
- * parsers expect; the typings reject an explicit undefined `replyMapping`.
- * `neededBy` names the component in the install hint when ioredis is missing.
+ * Creates an ioredis client with the default RESP2-shaped replies, which the
+ * reply parsers expect; the typings reject an explicit undefined
+ * `replyMapping`. `neededBy` names the component in the install hint when
+ * ioredis is missing.
  */
 export function createRedisClient(options: RedisOptions, neededBy: string): Redis {
   const { replyMapping: _ignored, ...rest } = options;
@@ -20,8 +58,6 @@ export function createRedisClient(options: RedisOptions, neededBy: string): Redi
 }
 
 /** Returns the address of a client for log lines and errors, without credentials. */
-export function describeRedisClient(client: Redis): string {
-  const { host, port, path, db } = client.options;
-  const address = path !== undefined && path !== null && path !== "" ? `unix://${path}` : `redis://${host ?? "localhost"}:${port ?? 6379}`;
-  return `${address}/${db ?? 0}`;
+export function describeRedisClient(client: { readonly options: RedisAddress }): string {
+  return describeAddress(client.options);
 }

@@ -11,21 +11,32 @@
  * Other query parameters are returned as ignored, so the broker can warn.
  */
 
-import type { RedisOptions } from "ioredis";
+import type { ConnectionOptions as TlsConnectionOptions } from "node:tls";
 
 import { ConfigurationError } from "../../errors.js";
 import { redactUrl } from "../../logger.js";
 
-/** ioredis options read from a URL, plus the query parameters that were not understood. */
+/** Connection options a URL can set; the names are those of ioredis and of the built-in client alike. */
+export interface RedisUrlOptions {
+  host?: string;
+  port?: number;
+  path?: string;
+  username?: string;
+  password?: string;
+  db?: number;
+  tls?: TlsConnectionOptions;
+}
+
+/** Connection options read from a URL, plus the query parameters that were not understood. */
 export interface ParsedRedisUrl {
-  readonly options: RedisOptions;
+  readonly options: RedisUrlOptions;
   readonly ignoredParameters: readonly string[];
 }
 
 const DEFAULT_PORT = 6379;
 const DEFAULT_HOST = "localhost";
 
-/** Parses a `redis://`, `rediss://` or `unix://` URL into ioredis connection options. */
+/** Parses a `redis://`, `rediss://` or `unix://` URL into connection options. */
 export function parseRedisUrl(url: string): ParsedRedisUrl {
   if (typeof url !== "string") {
     throw new ConfigurationError(`Invalid Redis URL ${String(url)}: it must be a string such as "redis://127.0.0.1:6379/0".`);
@@ -51,7 +62,7 @@ function parseTcpUrl(url: string, tls: boolean): ParsedRedisUrl {
     throw invalidUrl(url, "it is not a well-formed URL");
   }
 
-  const options: RedisOptions = {
+  const options: RedisUrlOptions = {
     host: stripBrackets(parsed.hostname) || DEFAULT_HOST,
     port: parsePort(url, parsed.port),
   };
@@ -85,7 +96,7 @@ function parseUnixUrl(url: string): ParsedRedisUrl {
     throw invalidUrl(url, "a unix:// URL needs an absolute socket path, as in unix:///run/redis.sock?db=0");
   }
 
-  const options: RedisOptions = { path: decodePart(url, path) };
+  const options: RedisUrlOptions = { path: decodePart(url, path) };
   const colon = userInfo.indexOf(":");
   const username = colon === -1 ? userInfo : userInfo.slice(0, colon);
   const password = colon === -1 ? "" : userInfo.slice(colon + 1);
@@ -94,7 +105,7 @@ function parseUnixUrl(url: string): ParsedRedisUrl {
   return { options, ignoredParameters: readQuery(url, query, options) };
 }
 
-function addCredentials(options: RedisOptions, url: string, username: string, password: string): void {
+function addCredentials(options: RedisUrlOptions, url: string, username: string, password: string): void {
   if (username !== "") {
     options.username = decodePart(url, username);
   }
@@ -104,7 +115,7 @@ function addCredentials(options: RedisOptions, url: string, username: string, pa
 }
 
 /** Applies `db` and returns the names of the parameters this parser does not use. */
-function readQuery(url: string, query: URLSearchParams, options: RedisOptions): string[] {
+function readQuery(url: string, query: URLSearchParams, options: RedisUrlOptions): string[] {
   const ignored: string[] = [];
   for (const [name, value] of query) {
     if (name === "db") {
@@ -116,7 +127,7 @@ function readQuery(url: string, query: URLSearchParams, options: RedisOptions): 
   return ignored;
 }
 
-function tlsOptions(url: string, query: URLSearchParams): NonNullable<RedisOptions["tls"]> {
+function tlsOptions(url: string, query: URLSearchParams): TlsConnectionOptions {
   const certReqs = query.get("ssl_cert_reqs");
   if (certReqs === null || certReqs === "required") {
     return {};

@@ -8,26 +8,31 @@
  * elsewhere.
  *
  * The broker keeps its main-thread timer as a fallback: when the thread
- * cannot start (ioredis cannot be resolved, or the connection options
- * cannot be copied to a thread), the heartbeat works as before, without
- * the protection against a blocked event loop.
+ * cannot start (the connection options cannot be copied to a thread, or
+ * they use Sentinel), the heartbeat works as before, without the protection
+ * against a blocked event loop.
  *
  * The thread runs CommonJS code given as a string (`eval`), so it needs no
  * file of its own, which keeps it working from the TypeScript sources
- * under tsx, from the compiled package and from bundles alike.
+ * under tsx, from the compiled package and from bundles alike. It speaks
+ * just enough RESP2 for AUTH, SELECT and ZADD, whose replies are single
+ * lines, instead of loading a Redis client library, so the thread costs
+ * little more than its V8 isolate.
  */
 
-import { createRequire } from "node:module";
 import { Worker as Thread } from "node:worker_threads";
-
-import type { RedisOptions } from "ioredis";
 
 import type { Logger } from "../../logger.js";
 
 /** Options of `HeartbeatThread.start()`. */
 export interface HeartbeatThreadOptions {
-  /** ioredis options of the broker's own client; functions are dropped, because they cannot cross to a thread. */
-  readonly connection: RedisOptions;
+  /**
+   * Connection options of the broker's client (the built-in client's or
+   * an ioredis client's): host, port, path, family, username, password,
+   * db, tls and connectTimeout are read. Functions are dropped, because
+   * they cannot cross to a thread.
+   */
+  readonly connection: object;
   /** The heartbeats sorted set, `<namespace>:__heartbeats__`. */
   readonly key: string;
   readonly brokerId: string;
@@ -38,7 +43,6 @@ export interface HeartbeatThreadOptions {
 
 /** Data the thread receives; every member must survive structuredClone. */
 interface ThreadData {
-  readonly ioredisPath: string;
   readonly connection: Record<string, unknown>;
   readonly key: string;
   readonly brokerId: string;
@@ -50,50 +54,170 @@ type ThreadReport = { readonly type: "failed"; readonly message: string } | { re
 
 /**
  * The thread's code. It refreshes only after its first connection, so the
- * start-up is not reported as a failure, and fails a refresh at once while
- * disconnected (no offline queue) instead of piling them up.
+ * start-up is not reported as a failure. While disconnected, a refresh
+ * fails at once instead of waiting, and at most one ZADD is in flight, so
+ * refreshes never pile up. It reconnects with a delay that doubles from
+ * 100 ms up to 3 s.
  */
 const THREAD_SOURCE = `
 "use strict";
 const { parentPort, workerData } = require("node:worker_threads");
-const { Redis } = require(workerData.ioredisPath);
+const net = require("node:net");
+const tls = require("node:tls");
 
-const client = new Redis({
-  ...workerData.connection,
-  lazyConnect: false,
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 1,
-});
-let connected = false;
+const options = workerData.connection;
+const MIN_RECONNECT_DELAY = 100;
+const MAX_RECONNECT_DELAY = 3000;
+let socket;
+let replyCallbacks = [];
+let unread = "";
+let ready = false;
+let everReady = false;
+let refreshInFlight = false;
 let failing = false;
+let reconnectDelay = MIN_RECONNECT_DELAY;
 
-// Failed refreshes are reported below; ioredis reconnects by itself.
-client.on("error", () => {});
-
-function refresh() {
-  if (!connected) {
-    return;
+function encode(args) {
+  let text = "*" + args.length + "\\r\\n";
+  for (const arg of args) {
+    text += "$" + Buffer.byteLength(arg) + "\\r\\n" + arg + "\\r\\n";
   }
-  client.zadd(workerData.key, String(Date.now()), workerData.brokerId).then(
-    () => {
-      if (failing) {
-        failing = false;
-        parentPort.postMessage({ type: "recovered" });
-      }
-    },
-    (error) => {
-      if (!failing) {
-        failing = true;
-        parentPort.postMessage({ type: "failed", message: String(error && error.message ? error.message : error) });
-      }
-    },
-  );
+  return text;
 }
 
-client.on("ready", () => {
-  connected = true;
-  refresh();
-});
+// callback(error, closed): closed is true when the connection closed before the reply.
+function send(args, callback) {
+  replyCallbacks.push(callback);
+  socket.write(encode(args));
+}
+
+function reportFailure(message) {
+  if (!failing) {
+    failing = true;
+    parentPort.postMessage({ type: "failed", message: message.replace(/\\.$/, "") });
+  }
+}
+
+function reportSuccess() {
+  if (failing) {
+    failing = false;
+    parentPort.postMessage({ type: "recovered" });
+  }
+}
+
+function openSocket() {
+  const usePath = typeof options.path === "string" && options.path !== "";
+  const address = { host: options.host || "localhost", port: options.port || 6379 };
+  if (typeof options.family === "number") {
+    address.family = options.family;
+  }
+  if (usePath) {
+    return net.connect({ path: options.path });
+  }
+  if (options.tls && typeof options.tls === "object") {
+    return tls.connect({ ...address, ...options.tls });
+  }
+  return net.connect(address);
+}
+
+function connect() {
+  const current = openSocket();
+  const secure = !(typeof options.path === "string" && options.path !== "") && options.tls && typeof options.tls === "object";
+  socket = current;
+  replyCallbacks = [];
+  unread = "";
+  const timeout = options.connectTimeout || 10000;
+  const timer = setTimeout(() => current.destroy(), timeout);
+
+  current.once(secure ? "secureConnect" : "connect", () => {
+    current.setNoDelay(true);
+    const steps = [];
+    if (options.password) {
+      steps.push(options.username ? ["AUTH", options.username, options.password] : ["AUTH", options.password]);
+    }
+    if (options.db) {
+      steps.push(["SELECT", String(options.db)]);
+    }
+
+    let left = steps.length;
+    const done = () => {
+      clearTimeout(timer);
+      ready = true;
+      everReady = true;
+      reconnectDelay = MIN_RECONNECT_DELAY;
+      refresh();
+    };
+    if (left === 0) {
+      done();
+    }
+    for (const step of steps) {
+      send(step, (error, closed) => {
+        if (error && !closed) {
+          reportFailure("Redis rejected " + step[0] + ": " + error.message);
+          current.destroy();
+        } else if (!error && --left === 0) {
+          done();
+        }
+      });
+    }
+  });
+
+  current.setEncoding("utf8");
+  current.on("data", (chunk) => {
+    unread += chunk;
+    let end;
+    while ((end = unread.indexOf("\\r\\n")) !== -1) {
+      const line = unread.slice(0, end);
+      unread = unread.slice(end + 2);
+      const callback = replyCallbacks.shift();
+      if (callback === undefined || (line[0] !== "+" && line[0] !== ":" && line[0] !== "-")) {
+        // Not a reply to AUTH, SELECT or ZADD: start over on a new connection.
+        current.destroy();
+        return;
+      }
+      callback(line[0] === "-" ? new Error(line.slice(1)) : null, false);
+    }
+  });
+
+  // A failed connection shows as a close, and the refreshes it fails are reported.
+  current.on("error", () => {});
+  current.on("close", () => {
+    clearTimeout(timer);
+    if (socket !== current) {
+      return;
+    }
+    ready = false;
+    const callbacks = replyCallbacks;
+    replyCallbacks = [];
+    for (const callback of callbacks) {
+      callback(new Error("the connection to Redis closed before the reply arrived"), true);
+    }
+    setTimeout(connect, reconnectDelay);
+    reconnectDelay = Math.min(reconnectDelay * 2, MAX_RECONNECT_DELAY);
+  });
+}
+
+function refresh() {
+  if (!everReady || refreshInFlight) {
+    return;
+  }
+  if (!ready) {
+    reportFailure("not connected to Redis; reconnecting");
+    return;
+  }
+
+  refreshInFlight = true;
+  send(["ZADD", workerData.key, String(Date.now()), workerData.brokerId], (error) => {
+    refreshInFlight = false;
+    if (error) {
+      reportFailure(error.message);
+    } else {
+      reportSuccess();
+    }
+  });
+}
+
+connect();
 setInterval(refresh, workerData.interval);
 `;
 
@@ -162,23 +286,21 @@ export class HeartbeatThread {
   }
 }
 
-/** Returns the thread's data, or the reason why the thread cannot get it. */
-function threadData(options: HeartbeatThreadOptions): ThreadData | string {
-  let ioredisPath: string;
-  try {
-    ioredisPath = createRequire(import.meta.url).resolve("ioredis");
-  } catch (error) {
-    return `the package ioredis cannot be resolved from ${import.meta.url} (${error instanceof Error ? error.message : String(error)})`;
+/** Returns the data a heartbeat needs elsewhere (a thread or the parent process), or the reason why it cannot be copied. */
+export function threadData(options: HeartbeatThreadOptions): ThreadData | string {
+  const connection: Record<string, unknown> = withoutFunctions(options.connection as Record<string, unknown>);
+  const sentinels = connection["sentinels"];
+  if (Array.isArray(sentinels) && sentinels.length > 0) {
+    return "the client connects through Redis Sentinel, which the heartbeat thread does not support";
   }
 
-  const connection: Record<string, unknown> = withoutFunctions(options.connection as Record<string, unknown>);
   const tls = connection["tls"];
   if (typeof tls === "object" && tls !== null) {
     connection["tls"] = withoutFunctions(tls as Record<string, unknown>);
   }
 
   try {
-    return { ioredisPath, connection: structuredClone(connection), key: options.key, brokerId: options.brokerId, interval: options.interval };
+    return { connection: structuredClone(connection), key: options.key, brokerId: options.brokerId, interval: options.interval };
   } catch (error) {
     return `the Redis connection options cannot be copied to a thread (${error instanceof Error ? error.message : String(error)})`;
   }

@@ -2,3 +2,4 @@ export { RedisBroker, type RedisBrokerOptions, type RedisDelivery } from "./redi
 export { RedisConsumer } from "./redis-consumer.js";
 export { parseRedisUrl, type ParsedRedisUrl } from "./connection-url.js";
 export { LUA_MAX_STACK_VARIABLE } from "./scripts.js";
+export type { RespClientOptions } from "./resp/options.js";

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 
-import type { Redis } from "ioredis";
+import type { BrokerRedisClient } from "./client.js";
 
 import { ConfigurationError } from "../../errors.js";
 
@@ -42,7 +42,7 @@ export class LuaScript {
   }
 
   /** Runs the script; replies keep binary strings as Buffers. */
-  async run(client: Redis, keys: readonly string[], args: readonly (string | Buffer)[]): Promise<unknown> {
+  async run(client: BrokerRedisClient, keys: readonly string[], args: readonly (string | Buffer)[]): Promise<unknown> {
     coalesceWrites(client);
     try {
       return await client.callBuffer("evalsha", [this.sha, keys.length, ...keys, ...args]);
@@ -69,8 +69,8 @@ const corkedSockets = new WeakSet<object>();
  * writes until it returns or awaits. Its worker could not read the replies
  * before then anyway.
  */
-function coalesceWrites(client: Redis): void {
-  const socket = client.stream as Redis["stream"] | undefined;
+function coalesceWrites(client: BrokerRedisClient): void {
+  const socket = client.stream;
   if (socket === undefined || socket === null || !socket.writable || corkedSockets.has(socket)) {
     return;
   }
@@ -103,7 +103,7 @@ export function getDispatchScript(): LuaScript {
  * so the batch size there is 3998 (Python's own probe finds 7992, so its
  * workers use 3996; each process only uses the value for its own calls).
  */
-export async function probeMaxUnpackSize(client: Redis): Promise<number> {
+export async function probeMaxUnpackSize(client: BrokerRedisClient): Promise<number> {
   const configured = readMaxStackVariable();
   if (configured !== undefined) {
     return Math.floor(configured / 2);

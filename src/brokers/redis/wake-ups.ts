@@ -16,7 +16,7 @@
  * ACL) costs latency, never a message.
  */
 
-import type { Redis } from "ioredis";
+import type { BrokerRedisClient } from "./client.js";
 
 import type { Logger } from "../../logger.js";
 
@@ -28,13 +28,13 @@ export interface WakeUpChannelOptions {
   readonly senderId: string;
   readonly logger: Logger;
   /** Opens the dedicated connection that subscribing needs (a Redis connection in subscribe mode runs no other command). */
-  readonly createSubscriber: () => Redis;
+  readonly createSubscriber: () => BrokerRedisClient;
   /** Called with the queue name (`<q>` or `<q>.DQ`) of each notification. */
   readonly onWakeUp: (queueName: string) => void;
 }
 
 export class WakeUpChannel {
-  private subscriber: Redis | undefined;
+  private subscriber: BrokerRedisClient | undefined;
   /** Consumers per subscribed queue; the channel is unsubscribed when the count drops to 0. */
   private readonly subscriptions = new Map<string, number>();
   /** Queues with a PUBLISH in flight, and whether another enqueue finished meanwhile and needs one more. */
@@ -55,7 +55,7 @@ export class WakeUpChannel {
    * flight, followed by one more when further enqueues finished meanwhile,
    * so a burst of enqueues costs about one PUBLISH per round trip.
    */
-  notify(client: Redis, queueName: string): void {
+  notify(client: BrokerRedisClient, queueName: string): void {
     if (this.publishDisabled) {
       return;
     }
@@ -68,7 +68,7 @@ export class WakeUpChannel {
     this.publish(client, queueName);
   }
 
-  private publish(client: Redis, queueName: string): void {
+  private publish(client: BrokerRedisClient, queueName: string): void {
     client.publish(this.channelName(queueName), this.options.senderId).then(
       () => {
         this.afterPublish(client, queueName);
@@ -80,7 +80,7 @@ export class WakeUpChannel {
     );
   }
 
-  private afterPublish(client: Redis, queueName: string): void {
+  private afterPublish(client: BrokerRedisClient, queueName: string): void {
     if (this.publishing.get(queueName) === true && !this.publishDisabled) {
       this.publishing.set(queueName, false);
       this.publish(client, queueName);
@@ -141,7 +141,7 @@ export class WakeUpChannel {
     subscriber?.disconnect();
   }
 
-  private getSubscriber(): Redis {
+  private getSubscriber(): BrokerRedisClient {
     if (this.subscriber !== undefined) {
       return this.subscriber;
     }
@@ -153,7 +153,7 @@ export class WakeUpChannel {
         this.options.onWakeUp(channel.slice(prefix.length, -".wakeup".length));
       }
     });
-    // ioredis reconnects and subscribes again by itself, and the broker's
+    // The client reconnects and subscribes again by itself, and the broker's
     // own client reports the outage, so this connection only logs at debug.
     subscriber.on("error", (error: Error) => {
       this.options.logger.debug({ err: error }, `The wake-up subscriber connection failed: ${error.message}.`);

@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import type { Redis } from "ioredis";
 
 import { actor } from "../../../src/actor.js";
+import type { BrokerRedisClient } from "../../../src/brokers/redis/client.js";
 import { parseRedisUrl, RedisBroker, type RedisBrokerOptions } from "../../../src/brokers/redis/index.js";
 import { BrokerError, ConfigurationError, ConnectionFailedError, DramatiqError, QueueJoinTimeoutError } from "../../../src/errors.js";
 import { Message } from "../../../src/message/message.js";
@@ -373,7 +374,7 @@ test("join fails fast on dead letter of another process", async () => {
 test("heartbeat timer runs while prefetch is full", async () => {
   const calls: string[] = [];
   class CountingBroker extends RedisBroker {
-    protected override async runDispatch(client: Redis, argv: readonly (string | Buffer)[]): Promise<unknown> {
+    protected override async runDispatch(client: BrokerRedisClient, argv: readonly (string | Buffer)[]): Promise<unknown> {
       calls.push(argv[0]!.toString());
       return super.runDispatch(client, argv);
     }

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import type { Redis } from "ioredis";
+import type { BrokerRedisClient } from "../../../src/brokers/redis/client.js";
 
 import { RedisBroker, type RedisBrokerOptions } from "../../../src/brokers/redis/index.js";
 import type { RedisConsumer } from "../../../src/brokers/redis/index.js";
@@ -56,7 +56,7 @@ class RecordingRedisBroker extends RedisBroker {
     return forced === undefined ? prepared : prepared.copy({ options: { ...prepared.options, redis_message_id: forced } });
   }
 
-  protected override async runDispatch(client: Redis, argv: readonly (string | Buffer)[]): Promise<unknown> {
+  protected override async runDispatch(client: BrokerRedisClient, argv: readonly (string | Buffer)[]): Promise<unknown> {
     const reply = await super.runDispatch(client, argv);
     this.log.push({ argv: argv.map((value) => value.toString()), reply });
     return reply;
