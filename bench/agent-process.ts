@@ -6,7 +6,10 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
+import { HeartbeatKeeper } from "../src/brokers/redis/heartbeat-keeper.js";
+import { HEARTBEAT_VIA_PARENT_VARIABLE, isHeartbeatRequest, type HeartbeatRequest } from "../src/brokers/redis/heartbeat-request.js";
 import { workerExecArgv } from "../src/cli/worker-heap.js";
+import { getLogger } from "../src/logger.js";
 import type { AgentSpec, ChildMessage, ParentMessage, PhaseResult } from "./protocol.js";
 
 const CHILD_SCRIPT = fileURLToPath(new URL("./child.js", import.meta.url));
@@ -25,21 +28,31 @@ export class AgentProcess {
   private readonly child: ChildProcess;
   private readonly waiters = new Set<Waiter>();
   private exitError: Error | undefined;
+  private readonly heartbeats: HeartbeatKeeper;
 
   private constructor(
     readonly label: string,
     spec: AgentSpec,
   ) {
-    // melodramatiq agents run with the heap settings that the CLI gives its
-    // worker processes (the child applies the rest), so the figures are
-    // those of `melodramatiq` workers;
-    // BullMQ agents run with Node's defaults, as BullMQ's users run them.
-    const execArgv = spec.library === "melodramatiq" ? workerExecArgv() : process.execArgv;
-    this.child = fork(CHILD_SCRIPT, [JSON.stringify(spec)], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv });
-    this.child.on("message", (message: ChildMessage) => {
-      this.onMessage(message);
+    // melodramatiq agents run as the CLI runs its worker processes, so the
+    // figures are those of `melodramatiq` workers: with the same heap
+    // settings (the child applies the rest), and with this process keeping
+    // their Redis heartbeats. BullMQ agents run with Node's defaults, as
+    // BullMQ's users run them.
+    const melodramatiq = spec.library === "melodramatiq";
+    const execArgv = melodramatiq ? workerExecArgv() : process.execArgv;
+    const env = melodramatiq ? { ...process.env, [HEARTBEAT_VIA_PARENT_VARIABLE]: "1" } : process.env;
+    this.child = fork(CHILD_SCRIPT, [JSON.stringify(spec)], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv, env });
+    this.heartbeats = new HeartbeatKeeper(`agent ${label}`, getLogger("melodramatiq.bench.HeartbeatKeeper"));
+    this.child.on("message", (message: ChildMessage | HeartbeatRequest) => {
+      if (isHeartbeatRequest(message)) {
+        this.heartbeats.handle(message);
+      } else {
+        this.onMessage(message);
+      }
     });
     this.child.on("exit", (code, signal) => {
+      this.heartbeats.stopAll();
       this.exitError ??= new Error(`Agent ${this.label} exited (code ${String(code)}, signal ${String(signal)}) before it finished.`);
       this.rejectAll(this.exitError);
     });

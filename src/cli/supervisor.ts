@@ -33,6 +33,8 @@ import { getLogger } from "../logger.js";
 import { EXIT_KILLED, EXIT_OK } from "./exit-codes.js";
 import { isReadyMessage, type WorkerProcessConfig } from "./ipc.js";
 import { workerExecArgv } from "./worker-heap.js";
+import type { HeartbeatKeeper } from "../brokers/redis/heartbeat-keeper.js";
+import { HEARTBEAT_VIA_PARENT_VARIABLE, isHeartbeatRequest, type HeartbeatRequest } from "../brokers/redis/heartbeat-request.js";
 import type { MainProcessSignal, SignalSource } from "./main-signals.js";
 
 /** Options of a Supervisor. */
@@ -67,6 +69,9 @@ export class Supervisor {
   private state: "running" | "reloading" | "stopping" | "killing" = "running";
   private exitCode: number | undefined;
   private readyCount = 0;
+  /** The heartbeat keeper's module, loaded on the first request. */
+  private heartbeatModule: Promise<typeof import("../brokers/redis/heartbeat-keeper.js")> | undefined;
+  private readonly heartbeatKeepers = new Map<ChildProcess, HeartbeatKeeper>();
   /** Counts the calls of spawnAll(), so a forking loop that a reload replaced stops. */
   private generation = 0;
   private finish: (code: number) => void = () => undefined;
@@ -146,6 +151,8 @@ export class Supervisor {
     const child = fork(this.options.entryPath, [JSON.stringify(this.options.configFor(index))], {
       stdio: ["inherit", output, output, "ipc"],
       execArgv: workerExecArgv(),
+      // This process keeps the Redis heartbeats of its children (see HeartbeatKeeper).
+      env: { ...process.env, [HEARTBEAT_VIA_PARENT_VARIABLE]: "1" },
     });
     this.children.set(index, child);
     this.logger.debug({ pid: child.pid }, `Started worker process ${index} with PID ${child.pid ?? "unknown"}.`);
@@ -153,6 +160,8 @@ export class Supervisor {
     child.on("message", (message) => {
       if (isReadyMessage(message)) {
         this.onReady(index, child);
+      } else if (isHeartbeatRequest(message)) {
+        this.keepHeartbeat(child, index, message);
       } else {
         this.options.onMessage?.(child, message);
       }
@@ -167,6 +176,37 @@ export class Supervisor {
         this.onExit(index, child, null, null);
       }
     });
+  }
+
+  /**
+   * Starts or stops a heartbeat for a child's Redis broker. The keeper's
+   * module, and its Redis client, load on the first request, so a CLI on
+   * RabbitMQ never loads them.
+   */
+  private keepHeartbeat(child: ChildProcess, index: number, request: HeartbeatRequest): void {
+    this.heartbeatModule ??= import("../brokers/redis/heartbeat-keeper.js");
+    this.heartbeatModule.then(
+      ({ HeartbeatKeeper }) => {
+        // A request that arrives after the child's exit must not start a heartbeat nobody stops.
+        if (child.exitCode !== null || child.signalCode !== null) {
+          return;
+        }
+        let keeper = this.heartbeatKeepers.get(child);
+        if (keeper === undefined) {
+          const created = new HeartbeatKeeper(`worker process ${index} (PID ${child.pid ?? "unknown"})`, getLogger("melodramatiq.cli.HeartbeatKeeper"));
+          this.heartbeatKeepers.set(child, created);
+          child.once("exit", () => {
+            created.stopAll();
+            this.heartbeatKeepers.delete(child);
+          });
+          keeper = created;
+        }
+        keeper.handle(request);
+      },
+      (error: unknown) => {
+        this.logger.error({ err: error }, `Failed to load the heartbeat keeper for worker process ${index}; its broker's heartbeat stops while its event loop is blocked.`);
+      },
+    );
   }
 
   private onReady(index: number, child: ChildProcess): void {

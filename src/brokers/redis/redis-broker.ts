@@ -15,9 +15,9 @@
 
 import { randomUUID } from "node:crypto";
 
-import type { Redis, RedisOptions } from "ioredis";
+import type { Redis } from "ioredis";
 
-import { createRedisClient, describeRedisClient } from "./client.js";
+import { createBrokerClient, describeRedisClient, type BrokerRedisClient } from "./client.js";
 import { Broker, type BrokerOptions, type ConsumeOptions, type JoinOptions } from "../../broker.js";
 import {
   BrokerError,
@@ -31,8 +31,10 @@ import { redactUrl } from "../../logger.js";
 import { Message } from "../../message/message.js";
 import { canonicalQueueName, delayQueueName, validateQueueName } from "../../message/queue-names.js";
 import { parseRedisUrl } from "./connection-url.js";
+import { delegateHeartbeat } from "./heartbeat-keeper.js";
 import { HeartbeatThread } from "./heartbeat-thread.js";
 import { RedisConsumer } from "./redis-consumer.js";
+import { checkRespClientOptions, type RespClientOptions } from "./resp/options.js";
 import { getDispatchScript, probeMaxUnpackSize } from "./scripts.js";
 import { WakeUpChannel } from "./wake-ups.js";
 
@@ -40,13 +42,20 @@ import { WakeUpChannel } from "./wake-ups.js";
 export interface RedisBrokerOptions extends BrokerOptions {
   /** Server URL: `redis://`, `rediss://` (TLS) or `unix://`. @defaultValue `"redis://127.0.0.1:6379/0"` */
   url?: string;
-  /** An existing ioredis client to use instead of `url`. `close()` leaves it open. */
+  /**
+   * An existing ioredis client to use instead of `url`, for ioredis
+   * features that the built-in client lacks (Sentinel, custom connectors).
+   * `close()` leaves it open.
+   */
   client?: Redis;
   /**
-   * Extra ioredis options applied over those read from `url`, e.g.
-   * `{ tls: { ca } }` for `rediss://`. Not allowed together with `client`.
+   * Options of the built-in client applied over those read from `url`,
+   * e.g. `{ tls: { ca } }` for `rediss://`. They have the names and
+   * meanings of the ioredis options, but only a subset is supported (see
+   * `RespClientOptions`), and any other option raises ConfigurationError.
+   * Not allowed together with `client`.
    */
-  redisOptions?: RedisOptions;
+  redisOptions?: RespClientOptions;
   /** Prefix of every key; brokers with different namespaces share nothing. @defaultValue `"dramatiq"` */
   namespace?: string;
   /** Milliseconds after which a silent broker's unacked messages are requeued by the others. @defaultValue 60000 */
@@ -101,9 +110,9 @@ export class RedisBroker extends Broker {
   /** The URL with any password replaced by `***`, for messages. */
   readonly displayUrl: string;
 
-  private readonly connectionOptions: RedisOptions | undefined;
-  private readonly externalClient: Redis | undefined;
-  private client: Redis | undefined;
+  private readonly connectionOptions: RespClientOptions | undefined;
+  private readonly externalClient: BrokerRedisClient | undefined;
+  private client: BrokerRedisClient | undefined;
   private detachClient: (() => void) | undefined;
   private connectionHealthy = false;
   /** Whether the current client was ever ready; failures before that are failed connections, not lost ones. */
@@ -114,7 +123,8 @@ export class RedisBroker extends Broker {
   private readonly consumers = new Set<RedisConsumer>();
   private readonly wakeUps: WakeUpChannel;
   private heartbeatTimer: NodeJS.Timeout | undefined;
-  private heartbeatThread: HeartbeatThread | undefined;
+  /** The thread, or the parent process, that refreshes the heartbeat while the event loop is blocked. */
+  private heartbeatThread: { stop(): Promise<void> } | undefined;
   private heartbeatFailing = false;
   /** The first message dead-lettered by this process per canonical queue since its last flush, for `join()`. */
   private readonly deadLetters = new Map<string, DeadLetterRecord>();
@@ -158,7 +168,10 @@ export class RedisBroker extends Broker {
     });
   }
 
-  private buildConnectionOptions(url: string, extra: RedisOptions | undefined): RedisOptions {
+  private buildConnectionOptions(url: string, extra: RespClientOptions | undefined): RespClientOptions {
+    if (extra !== undefined) {
+      checkRespClientOptions(extra, "RedisBroker option redisOptions");
+    }
     const parsed = parseRedisUrl(url);
     if (parsed.ignoredParameters.length > 0) {
       this.logger.warn(
@@ -167,7 +180,7 @@ export class RedisBroker extends Broker {
       );
     }
 
-    const options: RedisOptions = {
+    const options: RespClientOptions = {
       maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
       retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt - 1, 10), MAX_RECONNECT_DELAY),
       ...parsed.options,
@@ -184,18 +197,18 @@ export class RedisBroker extends Broker {
     return options;
   }
 
-  /** @internal The ioredis options this broker creates its client with; undefined with `client`. */
-  get clientOptions(): Readonly<RedisOptions> | undefined {
+  /** @internal The options this broker creates its client with; undefined with `client`. */
+  get clientOptions(): Readonly<RespClientOptions> | undefined {
     return this.connectionOptions;
   }
 
   /** Returns the client in use, creating it on first use and again after `close()`. */
-  private getClient(): Redis {
+  private getClient(): BrokerRedisClient {
     if (this.client !== undefined) {
       return this.client;
     }
 
-    const client = this.externalClient ?? createRedisClient(this.connectionOptions ?? {}, "RedisBroker");
+    const client = this.externalClient ?? createBrokerClient(this.connectionOptions ?? {});
     const onError = (error: Error): void => {
       this.onClientError(error);
     };
@@ -253,7 +266,7 @@ export class RedisBroker extends Broker {
         throw error;
       }
       if (this.externalClient === undefined && this.client === client) {
-        // ioredis would keep reconnecting in the background; the next call starts afresh.
+        // The client would keep reconnecting in the background; the next call starts afresh.
         this.client = undefined;
         client.disconnect();
       }
@@ -458,7 +471,7 @@ export class RedisBroker extends Broker {
   }
 
   /** Runs the dispatch script with `argv`; a seam for tests that record the calls. */
-  protected async runDispatch(client: Redis, argv: readonly (string | Buffer)[]): Promise<unknown> {
+  protected async runDispatch(client: BrokerRedisClient, argv: readonly (string | Buffer)[]): Promise<unknown> {
     return getDispatchScript().run(client, [this.namespace], argv);
   }
 
@@ -483,7 +496,7 @@ export class RedisBroker extends Broker {
   }
 
   /** @internal The batch size of script calls, probed once per broker. */
-  async batchSize(client: Redis = this.getClient()): Promise<number> {
+  async batchSize(client: BrokerRedisClient = this.getClient()): Promise<number> {
     this.batchSizePromise ??= probeMaxUnpackSize(client);
     try {
       return await this.batchSizePromise;
@@ -547,7 +560,8 @@ export class RedisBroker extends Broker {
    * Refreshes the heartbeat every quarter of `heartbeatTimeout`, so a worker
    * whose tasks all run longer than the timeout, and which therefore fetches
    * nothing, is not taken for dead. A blocked event loop stops the timer,
-   * but not the heartbeat thread, which has its own connection.
+   * but not the heartbeat thread, which has its own connection, nor the
+   * CLI's main process, which keeps the heartbeats of its worker processes.
    */
   private startHeartbeat(): void {
     if (this.heartbeatTimer !== undefined) {
@@ -559,13 +573,15 @@ export class RedisBroker extends Broker {
       void this.beat();
     }, interval);
     this.heartbeatTimer.unref();
-    this.heartbeatThread = HeartbeatThread.start({
+    const heartbeat = {
       connection: this.externalClient?.options ?? this.connectionOptions ?? {},
       key: `${this.namespace}:__heartbeats__`,
       brokerId: this.brokerId,
       interval,
       logger: this.logger,
-    });
+    };
+    // Under the CLI, the main process keeps it, which saves each worker process a thread.
+    this.heartbeatThread = delegateHeartbeat(heartbeat) ?? HeartbeatThread.start(heartbeat);
   }
 
   private stopHeartbeat(): void {
@@ -647,7 +663,7 @@ function describeDeadLetter(redisMessageId: string, body: Buffer | null): string
   }
 }
 
-async function quitClient(client: Redis): Promise<void> {
+async function quitClient(client: BrokerRedisClient): Promise<void> {
   if (client.status !== "ready") {
     client.disconnect();
     return;
