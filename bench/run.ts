@@ -174,7 +174,7 @@ function targetTable(throughput: readonly ThroughputResult[], latency: readonly 
     throughput.find(({ shape }) => shape.broker === broker && shape.processes === 1 && shape.actor === "noop" && shape.concurrency === 8);
   const p99 = (broker: string): number | undefined => latency.find(({ shape }) => shape.broker === broker)?.p99;
   const bullmq = comparisons.find(({ actor, concurrency }) => actor === "noop" && concurrency === 8);
-  // The stub is left out: its worker process also holds the whole queue.
+  // The stub is left out, because its worker process also keeps the whole queue in memory.
   const maxRss = (broker: string): number =>
     Math.max(
       ...throughput.filter(({ shape }) => shape.broker === broker).map((result) => result.drainPeakRssMiB),

@@ -248,9 +248,9 @@ export abstract class Broker {
   }
 
   /**
-   * The middleware that implement `hook`, in call order. Cached per hook
-   * and rebuilt when the middleware list changed, compared entry by entry
-   * because `middleware` is a public array that code may change directly.
+   * Returns the middleware that implement `hook`, in call order. The list is
+   * cached per hook and rebuilt when `middleware` changed, compared entry by
+   * entry because it is a public array that code may change directly.
    */
   private hookCalls(hook: AsyncHookName): readonly HookCall[] {
     const plan = this.hookPlans.get(hook);

@@ -187,7 +187,7 @@ export class Supervisor {
     this.heartbeatModule ??= import("../brokers/redis/heartbeat-keeper.js");
     this.heartbeatModule.then(
       ({ HeartbeatKeeper }) => {
-        // A request that arrives after the child's exit must not start a heartbeat nobody stops.
+        // A request that arrives after the child's exit would start a heartbeat that is never stopped.
         if (child.exitCode !== null || child.signalCode !== null) {
           return;
         }

@@ -31,9 +31,9 @@ export function workerExecArgv(execArgv: readonly string[] = process.execArgv, n
 /**
  * Sets the old-generation growth in a worker process, unless the user set
  * it. V8 reads this flag at every collection, so setting it at start-up
- * works; it is not a Node option, so it cannot go into `execArgv` without
- * making Node refuse to start should a later V8 drop it. An unknown flag
- * here only prints a line.
+ * works. It is not a Node option: in `execArgv` it would stop Node from
+ * starting, should a later V8 drop it, while here an unknown flag only
+ * prints a line.
  */
 export function tuneWorkerHeap(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env["NODE_OPTIONS"] ?? ""): void {
   if (!userSets("heap-growing-percent", execArgv, nodeOptions)) {

@@ -23,17 +23,10 @@
 import { Worker as Thread } from "node:worker_threads";
 
 import { ConsoleLogger, getLogger, getRootLogger, type Logger } from "../logger.js";
-import type { LoopWatchdog, LoopWatchdogOptions, WatchedTask } from "./loop-watchdog.js";
+import { checkInterval, type LoopWatchdog, type LoopWatchdogOptions, type WatchedTask } from "./loop-watchdog.js";
 
 /** Bytes of one task slot: the message id, a NUL, then the actor name, cut to fit. */
 const SLOT_BYTES = 256;
-/**
- * The counter moves, and the thread checks it, this many times per
- * threshold, so a loop that turns on time shows gaps of about half the
- * threshold at most.
- */
-const CHECKS_PER_THRESHOLD = 4;
-const MIN_CHECK_INTERVAL = 10;
 
 /** Data the thread receives. */
 interface ThreadData {
@@ -183,7 +176,8 @@ export class ThreadLoopWatchdog implements LoopWatchdog {
       slotBytes: new SharedArrayBuffer(SLOT_BYTES * slots),
       slotSize: SLOT_BYTES,
       threshold,
-      checkInterval: Math.max(MIN_CHECK_INTERVAL, Math.floor(threshold / CHECKS_PER_THRESHOLD)),
+      // The counter moves, and the thread checks it, at this interval.
+      checkInterval: checkInterval(threshold),
       // NOTE: a ConsoleLogger built with its own `stream` still gets the
       // thread's line on stderr, because the stream is not visible here.
       writeToStderr: root instanceof ConsoleLogger && root.level !== "error" && root.level !== "silent",

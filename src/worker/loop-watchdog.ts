@@ -46,6 +46,11 @@ export interface LoopWatchdogOptions {
 const CHECKS_PER_THRESHOLD = 4;
 const MIN_CHECK_INTERVAL = 10;
 
+/** Returns the milliseconds between two checks of either watchdog for `threshold`. */
+export function checkInterval(threshold: number): number {
+  return Math.max(MIN_CHECK_INTERVAL, Math.floor(threshold / CHECKS_PER_THRESHOLD));
+}
+
 /** Starts the timer watchdog, or the thread watchdog when `thread` is true. */
 export async function startLoopWatchdog(options: LoopWatchdogOptions & { readonly thread: boolean }): Promise<LoopWatchdog> {
   if (options.thread) {
@@ -82,7 +87,7 @@ export class TimerLoopWatchdog implements LoopWatchdog {
 
   static start(options: LoopWatchdogOptions): TimerLoopWatchdog {
     const { threshold, logger = getLogger("melodramatiq.worker.LoopWatchdog") } = options;
-    const interval = Math.max(MIN_CHECK_INTERVAL, Math.floor(threshold / CHECKS_PER_THRESHOLD));
+    const interval = checkInterval(threshold);
     logger.debug({ threshold }, `Started the event loop watchdog with a threshold of ${threshold} ms.`);
     return new TimerLoopWatchdog(threshold, interval, logger);
   }

@@ -23,7 +23,6 @@ import type { Consumer } from "../consumer.js";
 import { ActorNotFoundError, ConfigurationError, Retry, ShutdownError, SkipMessage, toError } from "../errors.js";
 import { getLogger } from "../logger.js";
 import { canonicalQueueName, delayQueueName, isDelayQueueName } from "../message/queue-names.js";
-import type { AsyncHookName } from "../middleware/middleware.js";
 import { RateLimitExceededError } from "../rate-limits/errors.js";
 import { taskStorage } from "./context.js";
 import { DelayScheduler } from "./delay-scheduler.js";
@@ -54,8 +53,8 @@ export interface WorkerOptions {
   /**
    * Watch the event loop from a worker thread, which warns while a block
    * lasts, even one that never ends. The default watchdog, a main-thread
-   * timer, warns when the loop turns again and costs no memory to speak of;
-   * the thread costs about 9 MiB of resident memory.
+   * timer, warns when the loop turns again and costs no memory to speak of.
+   * The thread costs about 9 MiB of resident memory.
    * @defaultValue false
    */
   eventLoopWatchdogThread?: boolean;
@@ -446,16 +445,19 @@ export class Worker {
     const before = failed ? "beforeNack" : "beforeAck";
     const after = failed ? "afterNack" : "afterAck";
     try {
-      if (this.hasHook(before)) {
-        await this.broker.emitBefore(before, message);
+      // The default stack implements no ack or nack hook, so both calls usually return undefined without a promise.
+      const beforeHooks = this.broker.invokeBefore(before, [message]);
+      if (beforeHooks !== undefined) {
+        await beforeHooks;
       }
       if (failed) {
         await consumer.nack(message);
       } else {
         await consumer.ack(message);
       }
-      if (this.hasHook(after)) {
-        await this.broker.emitAfter(after, message);
+      const afterHooks = this.broker.invokeAfter(after, [message]);
+      if (afterHooks !== undefined) {
+        await afterHooks;
       }
     } catch (error) {
       this.logger.error(
@@ -463,20 +465,6 @@ export class Worker {
         `Failed to ${failed ? "nack" : "ack"} message '${message.messageId}'; the broker will deliver it again.`,
       );
     }
-  }
-
-  /**
-   * Reports whether a middleware implements `hook`. The default stack
-   * implements no ack or nack hook, and skipping the emit saves the
-   * promises of an async call on every message.
-   */
-  private hasHook(hook: AsyncHookName): boolean {
-    for (const middleware of this.broker.middleware) {
-      if (middleware[hook] !== undefined) {
-        return true;
-      }
-    }
-    return false;
   }
 
   /** Resolves when no message is waiting for a slot and no task is running. */

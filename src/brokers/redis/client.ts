@@ -40,6 +40,18 @@ export interface BrokerRedisClient {
   unsubscribe(channel: string): Promise<unknown>;
 }
 
+const FIRST_RECONNECT_DELAY = 100;
+const MAX_RECONNECT_DELAY = 3000;
+
+/**
+ * Returns the milliseconds to wait before reconnection attempt `attempt`
+ * (counted from 1): 100 ms, doubling up to 3 s. The `retryStrategy` of every
+ * Redis connection the library opens.
+ */
+export function reconnectDelay(attempt: number): number {
+  return Math.min(FIRST_RECONNECT_DELAY * 2 ** Math.min(attempt - 1, 10), MAX_RECONNECT_DELAY);
+}
+
 /** Creates the broker's built-in client, which does not load ioredis. */
 export function createBrokerClient(options: RespClientOptions): RespClient {
   return new RespClient(options);

@@ -14,6 +14,7 @@
  */
 
 import type { Logger } from "../../logger.js";
+import { reconnectDelay } from "./client.js";
 import { threadData, type HeartbeatThreadOptions } from "./heartbeat-thread.js";
 import { HEARTBEAT_VIA_PARENT_VARIABLE, type HeartbeatRequest } from "./heartbeat-request.js";
 import { RespClient } from "./resp/resp-client.js";
@@ -21,7 +22,6 @@ import type { RespClientOptions } from "./resp/options.js";
 
 /** Connection options the keeper copies from a request; the rest belong to the child's client. */
 const CONNECTION_FIELDS = ["host", "port", "path", "family", "username", "password", "db", "tls", "connectTimeout"] as const;
-const MAX_RECONNECT_DELAY = 3000;
 
 /**
  * Asks the parent to keep the heartbeat, when this process is a child of a
@@ -84,7 +84,7 @@ export class HeartbeatKeeper {
       lazyConnect: true,
       // A refresh while disconnected fails at once rather than piling up.
       enableOfflineQueue: false,
-      retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt - 1, 10), MAX_RECONNECT_DELAY),
+      retryStrategy: reconnectDelay,
     });
     client.on("error", () => {
       // Failed refreshes are reported below, once per series; the client reconnects by itself.

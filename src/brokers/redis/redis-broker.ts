@@ -17,7 +17,7 @@ import { randomUUID } from "node:crypto";
 
 import type { Redis } from "ioredis";
 
-import { createBrokerClient, describeRedisClient, type BrokerRedisClient } from "./client.js";
+import { createBrokerClient, describeRedisClient, reconnectDelay, type BrokerRedisClient } from "./client.js";
 import { Broker, type BrokerOptions, type ConsumeOptions, type JoinOptions } from "../../broker.js";
 import {
   BrokerError,
@@ -98,7 +98,6 @@ const JOIN_POLL_INTERVAL = 100;
 const QUIT_TIMEOUT = 2000;
 /** Requests wait through this many reconnection attempts before they fail, so a send during an outage fails in seconds. */
 const MAX_RETRIES_PER_REQUEST = 3;
-const MAX_RECONNECT_DELAY = 3000;
 
 export class RedisBroker extends Broker {
   /** Identity of this broker in heartbeats and acks-set names; new for every instance. */
@@ -182,7 +181,7 @@ export class RedisBroker extends Broker {
 
     const options: RespClientOptions = {
       maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
-      retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt - 1, 10), MAX_RECONNECT_DELAY),
+      retryStrategy: reconnectDelay,
       ...parsed.options,
       ...extra,
       // Constructing a broker must never connect: actors are declared at import time.

@@ -10,7 +10,7 @@
 
 import type { Redis, RedisOptions } from "ioredis";
 
-import { describeRedisClient } from "../../brokers/redis/client.js";
+import { describeRedisClient, reconnectDelay } from "../../brokers/redis/client.js";
 import { parseRedisUrl } from "../../brokers/redis/connection-url.js";
 import { ConfigurationError, ConnectionClosedError, ConnectionFailedError, DramatiqError } from "../../errors.js";
 import { getLogger, redactUrl } from "../../logger.js";
@@ -54,7 +54,6 @@ const DEFAULT_MAX_TRANSACTION_ATTEMPTS = 100;
 const DEFAULT_MAX_TRANSACTION_CLIENTS = 4;
 /** Requests on the shared connection wait through this many reconnection attempts before they fail, so an outage fails them in seconds. */
 const MAX_RETRIES_PER_REQUEST = 3;
-const MAX_RECONNECT_DELAY = 3000;
 
 /**
  * Stores limiter counters and barrier events in Redis with the commands of
@@ -124,7 +123,7 @@ export class RedisRateLimiterBackend extends RateLimiterBackend {
 
     return {
       maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
-      retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt - 1, 10), MAX_RECONNECT_DELAY),
+      retryStrategy: reconnectDelay,
       ...parsed.options,
       ...extra,
       // Constructing a backend must never connect: limiters are built at import time.

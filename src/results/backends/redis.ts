@@ -9,7 +9,7 @@
 
 import type { Redis, RedisOptions } from "ioredis";
 
-import { createRedisClient, describeRedisClient } from "../../brokers/redis/client.js";
+import { createRedisClient, describeRedisClient, reconnectDelay } from "../../brokers/redis/client.js";
 import { parseRedisUrl } from "../../brokers/redis/connection-url.js";
 import { ConfigurationError, ConnectionFailedError } from "../../errors.js";
 import { getLogger, redactUrl } from "../../logger.js";
@@ -32,7 +32,6 @@ export interface RedisBackendOptions extends ResultBackendOptions {
 const DEFAULT_URL = "redis://127.0.0.1:6379/0";
 /** Requests wait through this many reconnection attempts before they fail, so a read during an outage fails in seconds. */
 const MAX_RETRIES_PER_REQUEST = 3;
-const MAX_RECONNECT_DELAY = 3000;
 /** Idle connections for blocking reads kept open for reuse; more are opened while more reads block at once. */
 const MAX_IDLE_BLOCKING_CLIENTS = 4;
 
@@ -91,7 +90,7 @@ export class RedisBackend extends ResultBackend {
 
     return {
       maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
-      retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt - 1, 10), MAX_RECONNECT_DELAY),
+      retryStrategy: reconnectDelay,
       ...parsed.options,
       ...extra,
       // Constructing a backend must never connect: it is built at import time.

@@ -1,6 +1,6 @@
 /**
  * A streaming RESP2 reply parser. It keeps its place between chunks, so a
- * reply may be split at any byte, and it never parses a byte twice: a
+ * reply may be split at any byte, and it never parses a byte twice. A
  * partial header line is carried over (it is short), the parts of a bulk
  * string are collected and joined once, and open arrays stay on a stack.
  */
@@ -126,11 +126,11 @@ export class ReplyParser {
 
   /** Takes the next bytes of a partial bulk string from `data`; returns how many it took. */
   private continueBulkString(bulk: PartialBulkString, data: Buffer): number {
-    const taken = Math.min(bulk.remaining, data.length);
-    bulk.parts.push(data.subarray(0, taken));
-    bulk.remaining -= taken;
+    const consumed = Math.min(bulk.remaining, data.length);
+    bulk.parts.push(data.subarray(0, consumed));
+    bulk.remaining -= consumed;
     if (bulk.remaining > 0) {
-      return taken;
+      return consumed;
     }
 
     this.bulk = undefined;
@@ -138,7 +138,7 @@ export class ReplyParser {
     const body = whole.subarray(0, whole.length - 2);
     // `whole` is a fresh allocation, so Buffer mode can return a view of it without a second copy.
     this.emit(this.buffers ? body : body.toString("utf8"));
-    return taken;
+    return consumed;
   }
 
   private decodeBody(data: Buffer, start: number, end: number): string | Buffer {

@@ -12,7 +12,7 @@
  *
  * Events:
  * - `error`: a connection or handshake failure, emitted only while a listener is attached.
- * - `ready`: the server answered the handshake.
+ * - `ready`: the server replied to the handshake.
  * - `close`: a connection closed. `reconnecting` follows with the delay in ms, or `end` when no reconnection follows.
  * - `message(channel, payload)`: a pub/sub message.
  */
@@ -79,7 +79,11 @@ export class RespClient extends EventEmitter {
     }
   }
 
-  /** Connects, resolving once the server answered the handshake (AUTH, CLIENT SETNAME and SELECT as configured, else PING). Rejects when this attempt fails. */
+  /**
+   * Connects, resolving once the server replied to the handshake (AUTH,
+   * CLIENT SETNAME and SELECT as configured, else PING). Rejects when this
+   * attempt fails.
+   */
   connect(): Promise<void> {
     if (this.status === "ready") {
       return Promise.resolve();
