@@ -7,9 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { after, before, test, type TestContext } from "node:test";
-
-import type { Redis } from "ioredis";
+import { test, type TestContext } from "node:test";
 
 import { actor } from "../../src/actor.js";
 import type { Broker } from "../../src/broker.js";
@@ -17,36 +15,12 @@ import { RabbitmqBroker } from "../../src/brokers/rabbitmq/index.js";
 import { RedisBroker } from "../../src/brokers/redis/index.js";
 import type { TaskContext } from "../../src/worker/context.js";
 import { Worker } from "../../src/worker/worker.js";
-import { openRawClient, RABBITMQ_URL, type RawClient } from "../brokers/rabbitmq/support.js";
-import { adminClient, deleteNamespace } from "../brokers/redis/helpers.js";
-import { captureLogs, type LogCapture } from "../helpers/logs.js";
+import { RABBITMQ_URL } from "../brokers/rabbitmq/support.js";
 import { TcpProxy } from "../helpers/tcp-proxy.js";
+import { useServers } from "./servers.js";
 import { sleep, spawnFixture, uniqueName, waitFor, type ChildEvent } from "./support.js";
 
-let admin: Redis;
-let raw: RawClient;
-let logs: LogCapture;
-const namespaces: string[] = [];
-const queues: string[] = [];
-
-before(async () => {
-  logs = captureLogs();
-  admin = adminClient();
-  await admin.connect();
-  raw = await openRawClient();
-});
-
-after(async () => {
-  for (const namespace of namespaces) {
-    await deleteNamespace(admin, namespace);
-  }
-  for (const queueName of queues) {
-    await raw.deleteQueueSet(queueName);
-  }
-  await admin.quit();
-  await raw.close();
-  logs.restore();
-});
+const servers = useServers();
 
 interface CutCase {
   readonly name: string;
@@ -61,7 +35,7 @@ const cases: CutCase[] = [
     port: 6379,
     setup() {
       const namespace = uniqueName("cut");
-      namespaces.push(namespace);
+      servers.namespaces.push(namespace);
       return {
         env: { FT_BROKER: "redis", FT_NAMESPACE: namespace, FT_QUEUE: "ft_cut" },
         queueName: "ft_cut",
@@ -75,7 +49,7 @@ const cases: CutCase[] = [
     port: 5672,
     setup() {
       const queueName = uniqueName("cut");
-      queues.push(queueName);
+      servers.queues.push(queueName);
       return {
         env: { FT_BROKER: "rabbitmq", FT_QUEUE: queueName },
         queueName,

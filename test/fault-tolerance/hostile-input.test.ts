@@ -9,9 +9,7 @@
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { after, before, test } from "node:test";
-
-import type { Redis } from "ioredis";
+import { test } from "node:test";
 
 import { actor } from "../../src/actor.js";
 import type { Broker } from "../../src/broker.js";
@@ -21,35 +19,11 @@ import { Retry } from "../../src/errors.js";
 import { EncodeError } from "../../src/message/encoding.js";
 import type { TaskContext } from "../../src/worker/context.js";
 import { Worker } from "../../src/worker/worker.js";
-import { openRawClient, RABBITMQ_URL, watchProcessErrors, type RawClient } from "../brokers/rabbitmq/support.js";
-import { adminClient, deleteNamespace } from "../brokers/redis/helpers.js";
-import { captureLogs, type LogCapture } from "../helpers/logs.js";
+import { RABBITMQ_URL, watchProcessErrors } from "../brokers/rabbitmq/support.js";
+import { useServers } from "./servers.js";
 import { uniqueName, waitFor } from "./support.js";
 
-let admin: Redis;
-let raw: RawClient;
-let logs: LogCapture;
-const namespaces: string[] = [];
-const queues: string[] = [];
-
-before(async () => {
-  logs = captureLogs();
-  admin = adminClient();
-  await admin.connect();
-  raw = await openRawClient();
-});
-
-after(async () => {
-  for (const namespace of namespaces) {
-    await deleteNamespace(admin, namespace);
-  }
-  for (const queueName of queues) {
-    await raw.deleteQueueSet(queueName);
-  }
-  await admin.quit();
-  await raw.close();
-  logs.restore();
-});
+const servers = useServers();
 
 /** One broker with a worker, and raw access to its queue as a foreign producer has it. */
 interface Target {
@@ -91,15 +65,15 @@ const cases: BrokerCase[] = [
     kind: "redis",
     create() {
       const namespace = uniqueName("hostile");
-      namespaces.push(namespace);
+      servers.namespaces.push(namespace);
       const queueName = "ft_hostile";
       return createTarget(new RedisBroker({ url: "redis://127.0.0.1:6379/0", namespace }), queueName, {
         async push(body, redisMessageId = randomUUID()) {
-          await admin.hset(`${namespace}:${queueName}.msgs`, redisMessageId, body);
-          await admin.rpush(`${namespace}:${queueName}`, redisMessageId);
+          await servers.admin.hset(`${namespace}:${queueName}.msgs`, redisMessageId, body);
+          await servers.admin.rpush(`${namespace}:${queueName}`, redisMessageId);
         },
-        deadLettered: () => admin.zcard(`${namespace}:${queueName}.XQ`),
-        remaining: () => admin.hlen(`${namespace}:${queueName}.msgs`),
+        deadLettered: () => servers.admin.zcard(`${namespace}:${queueName}.XQ`),
+        remaining: () => servers.admin.hlen(`${namespace}:${queueName}.msgs`),
       });
     },
   },
@@ -108,14 +82,14 @@ const cases: BrokerCase[] = [
     kind: "rabbitmq",
     create() {
       const queueName = uniqueName("hostile");
-      queues.push(queueName);
+      servers.queues.push(queueName);
       return createTarget(new RabbitmqBroker({ url: RABBITMQ_URL }), queueName, {
         push(body) {
-          raw.channel.sendToQueue(queueName, typeof body === "string" ? Buffer.from(body, "utf8") : body, { persistent: true });
+          servers.raw.channel.sendToQueue(queueName, typeof body === "string" ? Buffer.from(body, "utf8") : body, { persistent: true });
           return Promise.resolve();
         },
-        deadLettered: () => raw.count(`${queueName}.XQ`),
-        remaining: () => raw.count(queueName),
+        deadLettered: () => servers.raw.count(`${queueName}.XQ`),
+        remaining: () => servers.raw.count(queueName),
       });
     },
   },
@@ -170,7 +144,7 @@ for (const brokerCase of cases) {
       { unexpected_member: true },
     ];
     const errors = watchProcessErrors();
-    logs.records.length = 0;
+    servers.logs.records.length = 0;
 
     try {
       await target.worker.start();
@@ -194,13 +168,13 @@ for (const brokerCase of cases) {
       await waitFor("ten dead letters", async () => (await target.deadLettered()) === bad.length + 2);
 
       assert.deepEqual(ran, ["wrong options", "after the bad ones"]);
-      assert.equal(logs.find("error", "Failed to decode").length, bad.length + 2, "one decode error per bad body");
+      assert.equal(servers.logs.find("error", "Failed to decode").length, bad.length + 2, "one decode error per bad body");
       for (const member of ["args", "kwargs", "options", "message_id", "actor_name", "queue_name", "message_timestamp"]) {
-        assert.equal(logs.find("error", `"${member}" must be`).length, 1, `the error names the member ${member}`);
+        assert.equal(servers.logs.find("error", `"${member}" must be`).length, 1, `the error names the member ${member}`);
       }
-      assert.equal(logs.find("error", 'unknown member "unexpected_member"').length, 1);
-      assert.equal(logs.find("warn", 'invalid time_limit option "soon"').length, 1, "the wrong option type is reported");
-      assert.equal(logs.find("warn", "invalid max_age option []").length, 1);
+      assert.equal(servers.logs.find("error", 'unknown member "unexpected_member"').length, 1);
+      assert.equal(servers.logs.find("warn", 'invalid time_limit option "soon"').length, 1, "the wrong option type is reported");
+      assert.equal(servers.logs.find("warn", "invalid max_age option []").length, 1);
     } finally {
       errors.stop();
       await target.stop();
@@ -217,7 +191,7 @@ for (const brokerCase of cases) {
       },
       { broker: target.broker, actorName: "echo", queueName: target.queueName },
     );
-    logs.records.length = 0;
+    servers.logs.records.length = 0;
 
     try {
       // The body object and the args array are two levels, so 990 more stay within 1000.
@@ -240,7 +214,7 @@ for (const brokerCase of cases) {
       await waitFor("the deep message to be dead-lettered", async () => (await target.deadLettered()) === 1);
 
       assert.deepEqual(depths, [allowed]);
-      const decodeErrors = logs.find("error", "Failed to decode");
+      const decodeErrors = servers.logs.find("error", "Failed to decode");
       assert.equal(decodeErrors.length, 1);
       assert.match(decodeErrors[0]!.message, /nested deeper than 1000 levels/);
     } finally {
@@ -303,7 +277,7 @@ for (const brokerCase of cases) {
       );
     }
     const undeclared = ["constructor", "hasOwnProperty", "valueOf"];
-    logs.records.length = 0;
+    servers.logs.records.length = 0;
 
     try {
       await target.worker.start();
@@ -317,7 +291,7 @@ for (const brokerCase of cases) {
 
       assert.deepEqual(ran.sort(), ["__proto__", "toString"]);
       for (const actorName of undeclared) {
-        assert.equal(logs.find("error", `actor '${actorName}' is not declared`).length, 1, `the error names ${actorName}`);
+        assert.equal(servers.logs.find("error", `actor '${actorName}' is not declared`).length, 1, `the error names ${actorName}`);
       }
     } finally {
       await target.stop();

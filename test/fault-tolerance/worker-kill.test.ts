@@ -7,9 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-
-import type { Redis } from "ioredis";
+import { test } from "node:test";
 
 import { actor } from "../../src/actor.js";
 import type { Broker } from "../../src/broker.js";
@@ -17,35 +15,11 @@ import { RabbitmqBroker } from "../../src/brokers/rabbitmq/index.js";
 import { RedisBroker } from "../../src/brokers/redis/index.js";
 import type { TaskContext } from "../../src/worker/context.js";
 import { Worker } from "../../src/worker/worker.js";
-import { openRawClient, RABBITMQ_URL, type RawClient } from "../brokers/rabbitmq/support.js";
-import { adminClient, deleteNamespace } from "../brokers/redis/helpers.js";
-import { captureLogs, type LogCapture } from "../helpers/logs.js";
+import { RABBITMQ_URL } from "../brokers/rabbitmq/support.js";
+import { useServers } from "./servers.js";
 import { spawnFixture, uniqueName, waitFor, type EventChild } from "./support.js";
 
-let admin: Redis;
-let raw: RawClient;
-let logs: LogCapture;
-const namespaces: string[] = [];
-const queues: string[] = [];
-
-before(async () => {
-  logs = captureLogs();
-  admin = adminClient();
-  await admin.connect();
-  raw = await openRawClient();
-});
-
-after(async () => {
-  for (const namespace of namespaces) {
-    await deleteNamespace(admin, namespace);
-  }
-  for (const queueName of queues) {
-    await raw.deleteQueueSet(queueName);
-  }
-  await admin.quit();
-  await raw.close();
-  logs.restore();
-});
+const servers = useServers();
 
 interface KillOutcome {
   /** Message ids the killed child had started. */
@@ -95,19 +69,19 @@ async function killMidTask(child: EventChild, broker: Broker, queueName: string)
 
 test("RabbitMQ worker killed mid-task", async () => {
   const queueName = uniqueName("kill");
-  queues.push(queueName);
+  servers.queues.push(queueName);
   const child = spawnFixture("child-worker.ts", { env: { FT_BROKER: "rabbitmq", FT_QUEUE: queueName, FT_CONCURRENCY: "2" } });
 
   const outcome = await killMidTask(child, new RabbitmqBroker({ url: RABBITMQ_URL }), queueName);
 
   assert.deepEqual([...outcome.recovered].sort(), [...outcome.startedInChild].sort(), "each killed message ran again exactly once");
-  assert.equal(await raw.count(queueName), 0, "the queue is empty");
-  assert.equal(await raw.count(`${queueName}.XQ`), 0, "nothing was dead-lettered");
+  assert.equal(await servers.raw.count(queueName), 0, "the queue is empty");
+  assert.equal(await servers.raw.count(`${queueName}.XQ`), 0, "nothing was dead-lettered");
 });
 
 test("Redis worker killed mid-task", async () => {
   const namespace = uniqueName("kill");
-  namespaces.push(namespace);
+  servers.namespaces.push(namespace);
   const queueName = "ft_kill";
   const child = spawnFixture("child-worker.ts", {
     env: { FT_BROKER: "redis", FT_NAMESPACE: namespace, FT_QUEUE: queueName, FT_CONCURRENCY: "2", FT_MAINTENANCE_CHANCE: "0" },
@@ -121,8 +95,8 @@ test("Redis worker killed mid-task", async () => {
   const outcome = await outcomePromise;
 
   assert.deepEqual([...outcome.recovered].sort(), [...outcome.startedInChild].sort(), "each killed message ran again exactly once");
-  assert.equal(await admin.exists(`${namespace}:__acks__.${childBrokerId}.${queueName}`), 0, "the dead child's acks set is gone");
-  assert.equal(await admin.zscore(`${namespace}:__heartbeats__`, childBrokerId), null, "the dead child left the heartbeats");
-  assert.equal(await admin.hlen(`${namespace}:${queueName}.msgs`), 0, "every message was acked");
-  assert.equal(await admin.exists(`${namespace}:${queueName}.XQ`), 0, "nothing was dead-lettered");
+  assert.equal(await servers.admin.exists(`${namespace}:__acks__.${childBrokerId}.${queueName}`), 0, "the dead child's acks set is gone");
+  assert.equal(await servers.admin.zscore(`${namespace}:__heartbeats__`, childBrokerId), null, "the dead child left the heartbeats");
+  assert.equal(await servers.admin.hlen(`${namespace}:${queueName}.msgs`), 0, "every message was acked");
+  assert.equal(await servers.admin.exists(`${namespace}:${queueName}.XQ`), 0, "nothing was dead-lettered");
 });
