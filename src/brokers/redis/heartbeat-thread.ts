@@ -20,7 +20,8 @@
  * little more than its V8 isolate.
  */
 
-import { Worker as Thread } from "node:worker_threads";
+import { createRequire } from "node:module";
+import type { Worker as Thread } from "node:worker_threads";
 
 import type { Logger } from "../../logger.js";
 
@@ -246,7 +247,9 @@ export class HeartbeatThread {
       return undefined;
     }
 
-    const thread = new Thread(THREAD_SOURCE, { eval: true, workerData: data, name: "melodramatiq-heartbeat" });
+    // Loaded here rather than at import, so that a CLI worker process, whose parent keeps its heartbeat, never loads node:worker_threads (about 2 MiB).
+    const { Worker } = createRequire(import.meta.url)("node:worker_threads") as typeof import("node:worker_threads");
+    const thread = new Worker(THREAD_SOURCE, { eval: true, workerData: data, name: "melodramatiq-heartbeat" });
     const heartbeat = new HeartbeatThread(thread, options);
     thread.on("message", (report: ThreadReport) => {
       heartbeat.onReport(report);
