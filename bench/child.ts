@@ -84,7 +84,7 @@ async function createAgent(spec: AgentSpec): Promise<Agent> {
     return new BullmqAgent(spec);
   }
   const { MelodramatiqAgent } = await import("./melodramatiq-agent.js");
-  return new MelodramatiqAgent(spec);
+  return MelodramatiqAgent.create(spec);
 }
 
 async function main(): Promise<void> {

@@ -2,8 +2,6 @@
 
 import { setTimeout as delay } from "node:timers/promises";
 
-import { RabbitmqBroker } from "../src/brokers/rabbitmq/index.js";
-import { RedisBroker } from "../src/brokers/redis/index.js";
 import { actor, ConsoleLogger, setLogger, StubBroker, Worker, type Broker, type CallableActor } from "../src/index.js";
 import type { Agent, Recorder } from "./agent.js";
 import type { AgentSpec } from "./protocol.js";
@@ -14,16 +12,21 @@ const STOP_TIMEOUT = 5000;
 type BenchActor = CallableActor<(value: number) => unknown>;
 
 export class MelodramatiqAgent implements Agent {
-  private readonly broker: Broker;
   private readonly target: BenchActor;
   private recorder: Recorder | undefined;
   private worker: Worker | undefined;
 
-  constructor(private readonly spec: AgentSpec) {
+  private constructor(
+    private readonly spec: AgentSpec,
+    private readonly broker: Broker,
+  ) {
+    this.target = actor(this.actorFunction(), { actorName: `bench_${spec.actor}`, queueName: spec.queueName, broker: this.broker });
+  }
+
+  static async create(spec: AgentSpec): Promise<MelodramatiqAgent> {
     // Info lines of every worker start would clutter the table, so only warnings and errors show.
     setLogger(new ConsoleLogger({ level: "warn" }));
-    this.broker = createBroker(spec);
-    this.target = actor(this.actorFunction(), { actorName: `bench_${spec.actor}`, queueName: spec.queueName, broker: this.broker });
+    return new MelodramatiqAgent(spec, await createBroker(spec));
   }
 
   private actorFunction(): (value: number) => unknown {
@@ -80,13 +83,22 @@ export class MelodramatiqAgent implements Agent {
   }
 }
 
-function createBroker(spec: AgentSpec): Broker {
+/**
+ * Loads only the broker module the agent drives, as an app on one broker
+ * does, so that the other broker's modules (and its Node built-ins, such
+ * as node:tls) do not count in the RSS.
+ */
+async function createBroker(spec: AgentSpec): Promise<Broker> {
   switch (spec.broker) {
     case "stub":
       return new StubBroker();
-    case "redis":
+    case "redis": {
+      const { RedisBroker } = await import("../src/brokers/redis/index.js");
       return new RedisBroker({ url: spec.url, namespace: spec.namespace });
-    case "rabbitmq":
+    }
+    case "rabbitmq": {
+      const { RabbitmqBroker } = await import("../src/brokers/rabbitmq/index.js");
       return new RabbitmqBroker({ url: spec.url });
+    }
   }
 }
