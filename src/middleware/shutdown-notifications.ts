@@ -11,6 +11,7 @@ import type { Actor } from "../actor.js";
 import type { Broker } from "../broker.js";
 import { ConfigurationError, ShutdownError } from "../errors.js";
 import { getLogger } from "../logger.js";
+import { InFlightList } from "../worker/in-flight-list.js";
 import type { MessageProxy } from "../worker/message-proxy.js";
 import type { RunningTask } from "../worker/running-task.js";
 import type { Worker } from "../worker/worker.js";
@@ -62,7 +63,7 @@ export class ShutdownNotifications extends Middleware {
 
   readonly notifyShutdown: boolean;
   private readonly logger = getLogger("melodramatiq.middleware.ShutdownNotifications");
-  private readonly notified = new Set<RunningTask>();
+  private readonly notified = new InFlightList<RunningTask>();
   private readonly stoppingWorkers = new WeakSet<Worker>();
 
   constructor(options: ShutdownNotificationsOptions = {}) {
@@ -100,21 +101,18 @@ export class ShutdownNotifications extends Middleware {
   }
 
   private async watch(task: RunningTask, next: () => Promise<unknown>): Promise<unknown> {
-    this.notified.add(task);
+    const entry = this.notified.add(task);
     try {
       return await next();
     } finally {
-      this.notified.delete(task);
+      this.notified.remove(entry);
     }
   }
 
   override beforeWorkerShutdown(_broker: Broker, worker: Worker): void {
     this.stoppingWorkers.add(worker);
-    for (const task of this.notified) {
-      if (task.worker === worker) {
-        this.notified.delete(task);
-        this.interrupt(task);
-      }
+    for (const task of this.notified.removeWhere((candidate) => candidate.worker === worker)) {
+      this.interrupt(task);
     }
   }
 

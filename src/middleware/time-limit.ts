@@ -23,6 +23,7 @@ import type { Actor } from "../actor.js";
 import type { Broker } from "../broker.js";
 import { ConfigurationError, TimeLimitExceededError } from "../errors.js";
 import { getLogger } from "../logger.js";
+import { InFlightList, type InFlightEntry } from "../worker/in-flight-list.js";
 import type { MessageProxy } from "../worker/message-proxy.js";
 import type { RunningTask } from "../worker/running-task.js";
 import { Middleware } from "./middleware.js";
@@ -79,7 +80,7 @@ export class TimeLimit extends Middleware {
   /** Default time limit in ms, or null for none. */
   readonly timeLimit: number | null;
   private readonly logger = getLogger("melodramatiq.middleware.TimeLimit");
-  private readonly deadlines = new Set<Deadline>();
+  private readonly deadlines = new InFlightList<Deadline>();
   private timer: NodeJS.Timeout | undefined;
   /** When the timer fires, in the `performance.now()` clock; Infinity while it is not armed. */
   private timerDueAt = Infinity;
@@ -103,8 +104,7 @@ export class TimeLimit extends Middleware {
     }
 
     const deadline: Deadline = { task, limit, expiresAt: performance.now() + limit };
-    this.watch(deadline);
-    return this.runWithin(deadline, next);
+    return this.runWithin(this.watch(deadline), next);
   }
 
   /**
@@ -113,26 +113,27 @@ export class TimeLimit extends Middleware {
    * Written with `then()` rather than `async`, which costs one promise less
    * on a path that every message takes.
    */
-  private runWithin(deadline: Deadline, next: () => Promise<unknown>): Promise<unknown> {
+  private runWithin(entry: InFlightEntry<Deadline>, next: () => Promise<unknown>): Promise<unknown> {
+    const deadline = entry.value;
     let pending: Promise<unknown>;
     try {
       pending = next();
     } catch (error) {
       // A synchronous `aroundActor` of an inner middleware threw.
-      this.deadlines.delete(deadline);
+      this.deadlines.remove(entry);
       throw error;
     }
 
     return pending.then(
       (result: unknown) => {
-        this.deadlines.delete(deadline);
+        this.deadlines.remove(entry);
         if (this.isLate(deadline)) {
           throw this.exceeded(deadline, undefined);
         }
         return result;
       },
       (error: unknown) => {
-        this.deadlines.delete(deadline);
+        this.deadlines.remove(entry);
         throw this.isLate(deadline) ? this.exceeded(deadline, error) : error;
       },
     );
@@ -143,11 +144,12 @@ export class TimeLimit extends Middleware {
     return deadline.task.interruption === undefined && performance.now() >= deadline.expiresAt;
   }
 
-  private watch(deadline: Deadline): void {
-    this.deadlines.add(deadline);
+  private watch(deadline: Deadline): InFlightEntry<Deadline> {
+    const entry = this.deadlines.add(deadline);
     if (deadline.expiresAt < this.timerDueAt) {
       this.arm(deadline.expiresAt);
     }
+    return entry;
   }
 
   private arm(dueAt: number): void {
@@ -166,20 +168,20 @@ export class TimeLimit extends Middleware {
     this.timer = undefined;
     this.timerDueAt = Infinity;
     const now = performance.now();
-    let earliest = Infinity;
 
-    for (const deadline of this.deadlines) {
-      if (!deadline.task.isRunning) {
-        // Interrupted by another middleware, and the actor never settled.
-        this.deadlines.delete(deadline);
-      } else if (deadline.expiresAt <= now) {
-        this.deadlines.delete(deadline);
+    // A task no longer running was interrupted by another middleware, and
+    // its actor never settled; it is dropped without a second interruption.
+    const ended = this.deadlines.removeWhere((deadline) => !deadline.task.isRunning || deadline.expiresAt <= now);
+    for (const deadline of ended) {
+      if (deadline.task.isRunning) {
         deadline.task.interrupt(this.exceeded(deadline, undefined));
-      } else {
-        earliest = Math.min(earliest, deadline.expiresAt);
       }
     }
 
+    let earliest = Infinity;
+    for (const deadline of this.deadlines.values()) {
+      earliest = Math.min(earliest, deadline.expiresAt);
+    }
     if (earliest < Infinity) {
       this.arm(earliest);
     }

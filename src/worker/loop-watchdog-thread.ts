@@ -140,13 +140,11 @@ function check() {
 setInterval(check, workerData.checkInterval);
 `;
 
-export class ThreadLoopWatchdog implements LoopWatchdog {
+export class ThreadLoopWatchdog implements LoopWatchdog<number | undefined> {
   private readonly counter: Int32Array;
   private readonly lengths: Int32Array;
   private readonly slotBytes: Uint8Array;
   private readonly freeSlots: number[];
-  /** The slot of each running task that got one. */
-  private readonly slotOf = new Map<WatchedTask, number>();
   private readonly encoder = new TextEncoder();
   private readonly timer: NodeJS.Timeout;
   private stopping: Promise<void> | undefined;
@@ -198,28 +196,27 @@ export class ThreadLoopWatchdog implements LoopWatchdog {
   }
 
   /**
-   * Records a task that starts, so a stall report can name it. A task that
-   * finds every slot taken is missing from reports.
+   * Records a task that starts, so a stall report can name it, and
+   * returns its slot. A task that finds every slot taken is missing from
+   * reports.
    */
-  enter(task: WatchedTask): void {
+  enter(task: WatchedTask): number | undefined {
     const slot = this.freeSlots.pop();
     if (slot === undefined) {
-      return;
+      return undefined;
     }
 
     const start = slot * SLOT_BYTES;
     const { written } = this.encoder.encodeInto(`${task.messageId}\u0000${task.actorName}`, this.slotBytes.subarray(start, start + SLOT_BYTES));
     Atomics.store(this.lengths, slot, written);
-    this.slotOf.set(task, slot);
+    return slot;
   }
 
   /** Clears the slot of a task that ended. */
-  leave(task: WatchedTask): void {
-    const slot = this.slotOf.get(task);
+  leave(slot: number | undefined): void {
     if (slot === undefined) {
       return;
     }
-    this.slotOf.delete(task);
     Atomics.store(this.lengths, slot, 0);
     this.freeSlots.push(slot);
   }

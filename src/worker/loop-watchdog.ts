@@ -14,6 +14,7 @@
  */
 
 import { getLogger, type Logger } from "../logger.js";
+import { InFlightList, type InFlightEntry } from "./in-flight-list.js";
 
 /** Identity of a running task, as warnings name it. */
 export interface WatchedTask {
@@ -21,10 +22,14 @@ export interface WatchedTask {
   readonly messageId: string;
 }
 
-/** A running watchdog. The worker calls `enter` and `leave` around every task. */
-export interface LoopWatchdog {
-  enter(task: WatchedTask): void;
-  leave(task: WatchedTask): void;
+/**
+ * A running watchdog. The worker calls `enter` when a task starts and
+ * `leave` with what `enter` returned when it ends, so a watchdog finds the
+ * task again without a lookup.
+ */
+export interface LoopWatchdog<Ticket = unknown> {
+  enter(task: WatchedTask): Ticket;
+  leave(ticket: Ticket): void;
   /** Stops watching. Never rejects, and is safe to call twice. */
   stop(): Promise<void>;
 }
@@ -62,8 +67,8 @@ export async function startLoopWatchdog(options: LoopWatchdogOptions & { readonl
 }
 
 /** The default watchdog: a main-thread timer that detects when it fired late. */
-export class TimerLoopWatchdog implements LoopWatchdog {
-  private readonly running = new Set<WatchedTask>();
+export class TimerLoopWatchdog implements LoopWatchdog<InFlightEntry<WatchedTask>> {
+  private readonly running = new InFlightList<WatchedTask>();
   /**
    * Tasks that ended since the last check while the loop was already late.
    * A synchronous task that blocks the loop has ended by the time the timer
@@ -92,14 +97,14 @@ export class TimerLoopWatchdog implements LoopWatchdog {
     return new TimerLoopWatchdog(threshold, interval, logger);
   }
 
-  enter(task: WatchedTask): void {
-    this.running.add(task);
+  enter(task: WatchedTask): InFlightEntry<WatchedTask> {
+    return this.running.add(task);
   }
 
-  leave(task: WatchedTask): void {
-    this.running.delete(task);
+  leave(entry: InFlightEntry<WatchedTask>): void {
+    this.running.remove(entry);
     if (performance.now() - this.lastCheck > this.threshold) {
-      this.endedLate.push(task);
+      this.endedLate.push(entry.value);
     }
   }
 
@@ -119,7 +124,7 @@ export class TimerLoopWatchdog implements LoopWatchdog {
       return;
     }
 
-    const tasks = [...this.endedLate, ...this.running].map(({ actorName, messageId }) => ({ actorName, messageId }));
+    const tasks = [...this.endedLate, ...this.running.values()].map(({ actorName, messageId }) => ({ actorName, messageId }));
     this.endedLate.length = 0;
     const inProgress =
       tasks.length === 0

@@ -29,6 +29,7 @@ import { DelayScheduler } from "./delay-scheduler.js";
 import { Heap } from "./heap.js";
 import { startLoopWatchdog, type LoopWatchdog } from "./loop-watchdog.js";
 import type { MessageProxy } from "./message-proxy.js";
+import { InFlightList } from "./in-flight-list.js";
 import { RunningTask } from "./running-task.js";
 
 /** Options of a Worker. */
@@ -83,7 +84,7 @@ export class Worker {
   private readonly logger = getLogger("melodramatiq.worker.Worker");
   private readonly consumers = new Map<string, Consumer>();
   private readonly pending = new Heap<WorkItem>((a, b) => a.priority < b.priority || (a.priority === b.priority && a.sequence < b.sequence));
-  private readonly running = new Set<Promise<void>>();
+  private readonly running = new InFlightList<Promise<void>>();
   private readonly heldBy = new WeakMap<MessageProxy, HeldDelivery>();
   private readonly delayed: DelayScheduler;
   private readonly eventLoopBlockThreshold: number;
@@ -261,12 +262,12 @@ export class Worker {
 
       this.activeCount += 1;
       const task = this.process(item);
-      this.running.add(task);
+      const entry = this.running.add(task);
       // One reaction per task rather than two `finally` chains, because this
       // runs for every message; process() catches its own errors.
       const done = (): void => {
         this.activeCount -= 1;
-        this.running.delete(task);
+        this.running.remove(entry);
         this.pump();
       };
       void task.then(done, done);
@@ -276,9 +277,9 @@ export class Worker {
   }
 
   private track(task: Promise<void>): void {
-    this.running.add(task);
+    const entry = this.running.add(task);
     void task.finally(() => {
-      this.running.delete(task);
+      this.running.remove(entry);
       this.pump();
     });
   }
@@ -287,7 +288,7 @@ export class Worker {
     const { message, consumer } = item;
     const actor = this.broker.actors.get(message.actorName);
     const watchdog = this.watchdog;
-    watchdog?.enter(message);
+    const watched = watchdog?.enter(message);
 
     try {
       if (actor === undefined) {
@@ -308,7 +309,7 @@ export class Worker {
     }
 
     await this.settle(consumer, message);
-    watchdog?.leave(message);
+    watchdog?.leave(watched);
   }
 
   private async runActor(message: MessageProxy): Promise<void> {
@@ -569,7 +570,7 @@ export class Worker {
     });
     const drained = (async (): Promise<true> => {
       while (this.running.size > 0) {
-        await Promise.allSettled([...this.running]);
+        await Promise.allSettled(this.running.values());
       }
       return true;
     })();

@@ -25,6 +25,7 @@ import { ConfigurationError, ConnectionClosedError } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import { Message } from "../../message/message.js";
 import { canonicalQueueName } from "../../message/queue-names.js";
+import { InFlightList, type InFlightEntry } from "../../worker/in-flight-list.js";
 import { MessageProxy } from "../../worker/message-proxy.js";
 import { closeChannel } from "./channel-slot.js";
 import { CLOSE_TIMEOUT, errorMessage, reconnectDelay, settlesWithin, sleepUnlessClosed, type ConnectionManager } from "./connection.js";
@@ -42,6 +43,19 @@ export interface ConsumerContext {
   readonly onClosed: (consumer: RabbitmqConsumer) => void;
 }
 
+/** `MessageProxy.delivery` of a RabbitMQ delivery: amqplib's message, whose delivery tag acks use. */
+export interface RabbitmqDelivery {
+  readonly amqp: ConsumeMessage;
+}
+
+/** The consumer's record of a delivery it handed to the worker. */
+class Delivery implements RabbitmqDelivery {
+  /** Its place among the outstanding deliveries, which settling removes. */
+  entry: InFlightEntry<MessageProxy> | undefined = undefined;
+
+  constructor(readonly amqp: ConsumeMessage) {}
+}
+
 type ConsumerState = "new" | "consuming" | "recovering" | "cancelled" | "closed";
 
 export class RabbitmqConsumer implements Consumer {
@@ -54,7 +68,7 @@ export class RabbitmqConsumer implements Consumer {
    * acked, nacked or requeued, in delivery order, which is ascending
    * delivery-tag order.
    */
-  private readonly outstanding = new Set<MessageProxy>();
+  private readonly outstanding = new InFlightList<MessageProxy>();
   /** Deliveries of the current channel that the worker acked; their basic.ack goes out with the next flush. */
   private pendingAcks: ConsumeMessage[] = [];
   private ackFlushScheduled = false;
@@ -232,8 +246,9 @@ export class RabbitmqConsumer implements Consumer {
       return;
     }
 
-    const proxy = new MessageProxy(message, this.queueName, delivery);
-    this.outstanding.add(proxy);
+    const record = new Delivery(delivery);
+    const proxy = new MessageProxy(message, this.queueName, record);
+    record.entry = this.outstanding.add(proxy);
     try {
       this.handler?.(proxy);
     } catch (error) {
@@ -254,14 +269,16 @@ export class RabbitmqConsumer implements Consumer {
   }
 
   private settle(message: MessageProxy, outcome: "ack" | "nack" | "requeue"): void {
-    // A message not outstanding was settled already or belongs to a lost
-    // channel; its delivery tag must not reach the current channel.
-    if (!this.outstanding.delete(message)) {
+    // A message not outstanding was settled already, belongs to a lost
+    // channel or to another consumer; its delivery tag must not reach the
+    // current channel.
+    const record = message.delivery;
+    if (!(record instanceof Delivery) || record.entry === undefined || !this.outstanding.remove(record.entry)) {
       return;
     }
 
     const channel = this.channel;
-    const delivery = message.delivery as ConsumeMessage;
+    const delivery = record.amqp;
     if (channel === undefined) {
       message.abandoned = true;
       return;
@@ -349,10 +366,8 @@ export class RabbitmqConsumer implements Consumer {
 
   /** Tag of the oldest delivery not yet settled, or Infinity when none is. */
   private oldestOutstandingTag(): number {
-    for (const message of this.outstanding) {
-      return (message.delivery as ConsumeMessage).fields.deliveryTag;
-    }
-    return Infinity;
+    const oldest = this.outstanding.first?.delivery;
+    return oldest instanceof Delivery ? oldest.amqp.fields.deliveryTag : Infinity;
   }
 
   private onChannelClosed(channel: Channel): void {
@@ -427,15 +442,14 @@ export class RabbitmqConsumer implements Consumer {
 
   /** Drops the current channel and marks its outstanding deliveries abandoned; returns how many there were. */
   private forgetChannel(): number {
-    const count = this.outstanding.size;
-    for (const message of this.outstanding) {
+    const abandoned = this.outstanding.clear();
+    for (const message of abandoned) {
       message.abandoned = true;
     }
-    this.outstanding.clear();
     // Acks of a lost channel cannot be sent on the next one; RabbitMQ delivers those messages again.
     this.pendingAcks = [];
     this.channel = undefined;
     this.consumerTag = undefined;
-    return count;
+    return abandoned.length;
   }
 }

@@ -17,6 +17,7 @@ import type { Consumer, DeliveryHandler } from "../../consumer.js";
 import { BrokerConnectionError, ConfigurationError, DecodeError, toError } from "../../errors.js";
 import { getLogger } from "../../logger.js";
 import { Message } from "../../message/message.js";
+import { InFlightList, type InFlightEntry } from "../../worker/in-flight-list.js";
 import { MessageProxy } from "../../worker/message-proxy.js";
 import type { FetchedMessage, RedisBroker, RedisDelivery } from "./redis-broker.js";
 
@@ -35,11 +36,19 @@ const REQUEUE_CHUNK = 1000;
 
 type ConsumerState = "idle" | "running" | "cancelled" | "closed";
 
+/** The consumer's record of a delivery it handed to the worker. */
+class Delivery implements RedisDelivery {
+  /** Its place among the outstanding deliveries, which settling or requeueing removes. */
+  entry: InFlightEntry<MessageProxy> | undefined = undefined;
+  /** Set while its ack or nack is in flight; it is never requeued meanwhile. */
+  settling = false;
+
+  constructor(readonly redisMessageId: string) {}
+}
+
 export class RedisConsumer implements Consumer {
   private readonly logger = getLogger("melodramatiq.broker.RedisConsumer");
-  private readonly outstanding = new Set<MessageProxy>();
-  /** Deliveries whose ack or nack is in flight; never requeued meanwhile. */
-  private readonly settling = new Set<MessageProxy>();
+  private readonly outstanding = new InFlightList<MessageProxy>();
   private handler: DeliveryHandler | undefined;
   private state: ConsumerState = "idle";
   private loop: Promise<void> | undefined;
@@ -213,9 +222,9 @@ export class RedisConsumer implements Consumer {
       );
     }
 
-    const delivery: RedisDelivery = { redisMessageId };
-    const proxy = new MessageProxy(message, this.queueName, delivery);
-    this.outstanding.add(proxy);
+    const record = new Delivery(redisMessageId);
+    const proxy = new MessageProxy(message, this.queueName, record);
+    record.entry = this.outstanding.add(proxy);
     try {
       this.handler?.(proxy);
     } catch (error) {
@@ -271,9 +280,10 @@ export class RedisConsumer implements Consumer {
   }
 
   async nack(message: MessageProxy): Promise<void> {
-    if (this.outstanding.has(message) && !this.settling.has(message)) {
+    const record = this.outstandingRecord(message);
+    if (record !== undefined && !record.settling) {
       this.broker.recordDeadLetter(this.queueName, {
-        redisMessageId: deliveryId(message),
+        redisMessageId: record.redisMessageId,
         messageId: message.messageId,
         actorName: message.actorName,
         error: message.error,
@@ -290,12 +300,13 @@ export class RedisConsumer implements Consumer {
    * delivered again once this consumer closes or this process dies.
    */
   private async settle(message: MessageProxy, command: "ack" | "nack"): Promise<void> {
-    if (!this.outstanding.has(message) || this.settling.has(message)) {
+    const record = this.outstandingRecord(message);
+    if (record === undefined || record.settling) {
       return;
     }
 
-    const redisMessageId = deliveryId(message);
-    this.settling.add(message);
+    const { redisMessageId } = record;
+    record.settling = true;
     try {
       for (let attempt = 1; ; attempt += 1) {
         try {
@@ -315,8 +326,8 @@ export class RedisConsumer implements Consumer {
         }
       }
     } finally {
-      this.settling.delete(message);
-      this.outstanding.delete(message);
+      record.settling = false;
+      this.forget(record);
       this.wake();
     }
   }
@@ -325,10 +336,11 @@ export class RedisConsumer implements Consumer {
   async requeue(messages: readonly MessageProxy[]): Promise<void> {
     const ids: string[] = [];
     for (const message of messages) {
-      if (this.outstanding.has(message) && !this.settling.has(message)) {
-        this.outstanding.delete(message);
+      const record = this.outstandingRecord(message);
+      if (record !== undefined && !record.settling) {
+        this.forget(record);
         message.abandoned = true;
-        ids.push(deliveryId(message));
+        ids.push(record.redisMessageId);
       }
     }
 
@@ -381,7 +393,7 @@ export class RedisConsumer implements Consumer {
       return;
     }
 
-    const unsettled = [...this.outstanding].filter((message) => !this.settling.has(message));
+    const unsettled = this.outstanding.values().filter((message) => this.outstandingRecord(message)?.settling === false);
     if (unsettled.length > 0) {
       this.logger.info({ queueName: this.queueName, count: unsettled.length }, `Returning ${unsettled.length} unacked message(s) to '${this.queueName}'.`);
       try {
@@ -401,7 +413,13 @@ export class RedisConsumer implements Consumer {
 
   private async returnStranded(): Promise<void> {
     try {
-      const inFlight = new Set([...this.settling].map((message) => deliveryId(message)));
+      const inFlight = new Set<string>();
+      for (const message of this.outstanding.values()) {
+        const record = this.outstandingRecord(message);
+        if (record?.settling === true) {
+          inFlight.add(record.redisMessageId);
+        }
+      }
       const stranded = (await this.broker.ackedIds(this.queueName)).filter((id) => !inFlight.has(id));
       if (stranded.length === 0) {
         return;
@@ -419,20 +437,27 @@ export class RedisConsumer implements Consumer {
 
   /** @internal Forgets every delivery, marking it abandoned; used by flush, after which acking it would do nothing. */
   abandonAll(): void {
-    for (const message of this.outstanding) {
+    for (const message of this.outstanding.clear()) {
       message.abandoned = true;
     }
-    this.outstanding.clear();
     this.wake();
   }
-}
 
-function deliveryId(message: MessageProxy): string {
-  const delivery = message.delivery as Partial<RedisDelivery> | undefined;
-  if (typeof delivery?.redisMessageId !== "string") {
-    throw new ConfigurationError(`Message '${message.messageId}' was not delivered by a Redis consumer; settle it with the consumer that delivered it.`);
+  /**
+   * The record of a message this consumer delivered and has not settled,
+   * requeued or forgotten yet; undefined for any other message, which is
+   * then never acked twice nor acked by the wrong consumer.
+   */
+  private outstandingRecord(message: MessageProxy): Delivery | undefined {
+    const record = message.delivery;
+    return record instanceof Delivery && record.entry !== undefined && this.outstanding.has(record.entry) ? record : undefined;
   }
-  return delivery.redisMessageId;
+
+  private forget(record: Delivery): void {
+    if (record.entry !== undefined) {
+      this.outstanding.remove(record.entry);
+    }
+  }
 }
 
 function describe(error: unknown): string {

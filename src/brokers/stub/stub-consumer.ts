@@ -7,12 +7,21 @@ import type { Consumer, DeliveryHandler } from "../../consumer.js";
 import { DecodeError } from "../../errors.js";
 import { getLogger } from "../../logger.js";
 import { Message } from "../../message/message.js";
+import { InFlightList, type InFlightEntry } from "../../worker/in-flight-list.js";
 import { MessageProxy } from "../../worker/message-proxy.js";
 import type { StubBroker, StubQueue } from "./stub-broker.js";
 
+/** The consumer's record of a delivery it handed to the worker: the body as delivered, returned on requeue. */
+class Delivery {
+  /** Its place among the outstanding deliveries, which settling removes. */
+  entry: InFlightEntry<MessageProxy> | undefined = undefined;
+
+  constructor(readonly body: Buffer) {}
+}
+
 export class StubConsumer implements Consumer {
   private readonly logger = getLogger("melodramatiq.broker.StubConsumer");
-  private readonly outstanding = new Map<MessageProxy, Buffer>();
+  private readonly outstanding = new InFlightList<MessageProxy>();
   private handler: DeliveryHandler | undefined;
   private scheduled = false;
   private readonly queue: StubQueue;
@@ -65,21 +74,22 @@ export class StubConsumer implements Consumer {
         continue;
       }
 
-      const proxy = new MessageProxy(message, this.queueName);
-      this.outstanding.set(proxy, body);
+      const record = new Delivery(body);
+      const proxy = new MessageProxy(message, this.queueName, record);
+      record.entry = this.outstanding.add(proxy);
       this.handler(proxy);
     }
   }
 
   async ack(message: MessageProxy): Promise<void> {
-    if (this.outstanding.delete(message)) {
+    if (this.take(message) !== undefined) {
       this.settled();
     }
   }
 
   async nack(message: MessageProxy): Promise<void> {
-    const body = this.outstanding.get(message);
-    if (body !== undefined && this.outstanding.delete(message)) {
+    const body = this.take(message);
+    if (body !== undefined) {
       // The dead letter is the body as delivered, like on RabbitMQ and Redis,
       // not the message with the options the middleware changed since.
       this.broker.addDeadLetter(this.queueName, body, Message.decode(body), message.error);
@@ -90,8 +100,8 @@ export class StubConsumer implements Consumer {
   async requeue(messages: readonly MessageProxy[]): Promise<void> {
     const bodies: Buffer[] = [];
     for (const message of messages) {
-      const body = this.outstanding.get(message);
-      if (body !== undefined && this.outstanding.delete(message)) {
+      const body = this.take(message);
+      if (body !== undefined) {
         bodies.push(body);
       }
     }
@@ -107,11 +117,13 @@ export class StubConsumer implements Consumer {
   /** Returns unacked bodies to the queue, as a closing AMQP channel does. */
   async close(): Promise<void> {
     await this.cancel();
-    const bodies = [...this.outstanding.values()];
-    for (const message of this.outstanding.keys()) {
+    const bodies: Buffer[] = [];
+    for (const message of this.outstanding.clear()) {
       message.abandoned = true;
+      if (message.delivery instanceof Delivery) {
+        bodies.push(message.delivery.body);
+      }
     }
-    this.outstanding.clear();
     this.queue.bodies.unshift(...bodies);
     for (const consumer of this.queue.consumers) {
       consumer.wake();
@@ -121,11 +133,19 @@ export class StubConsumer implements Consumer {
 
   /** @internal Forgets every delivery in flight; used by flush so old work never counts again. */
   abandonAll(): void {
-    for (const message of this.outstanding.keys()) {
+    for (const message of this.outstanding.clear()) {
       message.abandoned = true;
     }
-    this.outstanding.clear();
     this.wake();
+  }
+
+  /** Removes a delivery of this consumer that is still outstanding and returns its body; undefined for any other message. */
+  private take(message: MessageProxy): Buffer | undefined {
+    const record = message.delivery;
+    if (record instanceof Delivery && record.entry !== undefined && this.outstanding.remove(record.entry)) {
+      return record.body;
+    }
+    return undefined;
   }
 
   private settled(): void {

@@ -162,6 +162,26 @@ test("settling twice sends one ack", async () => {
   await consumer.close();
 });
 
+test("a delivery of another consumer is not settled by this one", async () => {
+  // Delivery tags count per channel, so B's channel acking A's tag would ack B's own message.
+  const queueA = newQueue("owner_a");
+  const queueB = newQueue("owner_b");
+  await sendMany(queueA, 1);
+  await sendMany(queueB, 1);
+  const a = await startConsumer(queueA, 1);
+  const b = await startConsumer(queueB, 1);
+  await waitFor("a delivery on each queue", () => a.deliveries.length === 1 && b.deliveries.length === 1);
+
+  await b.consumer.ack(a.deliveries[0]!);
+  await b.consumer.nack(a.deliveries[0]!);
+  await b.consumer.close();
+  await waitFor("B's message back in its queue", async () => (await raw.count(queueB)) === 1);
+
+  await a.consumer.ack(a.deliveries[0]!);
+  await a.consumer.close();
+  assert.equal(await raw.count(queueA), 0);
+});
+
 test("ack after close is ignored", async () => {
   const queueName = newQueue("late_ack");
   await sendMany(queueName, 1);

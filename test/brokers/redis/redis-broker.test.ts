@@ -346,6 +346,40 @@ test("join waits for acks and fails fast on nack", async () => {
   }
 });
 
+test("a delivery of another consumer is not settled by this one", async () => {
+  const broker = newBroker("owner");
+  const consumerA = broker.consume("a", { prefetch: 1 });
+  const consumerB = broker.consume("b", { prefetch: 1 });
+  const delivered: MessageProxy[] = [];
+
+  try {
+    await broker.enqueue(message("a"));
+    await consumerA.start((proxy) => delivered.push(proxy));
+    await consumerB.start(() => {});
+    await waitFor("a delivery on queue a", () => delivered.length === 1);
+    const [proxy] = delivered;
+    const ids = await broker.ackedIds("a");
+    assert.equal(ids.length, 1);
+
+    await consumerB.ack(proxy!);
+    proxy!.fail(new Error("boom"));
+    await consumerB.nack(proxy!);
+    assert.deepEqual(await broker.ackedIds("a"), ids, "the wrong consumer leaves the delivery unacked");
+    assert.equal(consumerA.outstandingCount, 1);
+    // A nack recorded by the wrong consumer would make join fail fast with "boom".
+    await assert.rejects(broker.join("a", { timeout: 100 }), QueueJoinTimeoutError);
+
+    await consumerA.ack(proxy!);
+    assert.deepEqual(await broker.ackedIds("a"), []);
+    assert.equal(consumerA.outstandingCount, 0);
+    await broker.join("a", { timeout: 5000 });
+  } finally {
+    await consumerA.close();
+    await consumerB.close();
+    await broker.close();
+  }
+});
+
 test("join fails fast on dead letter of another process", async () => {
   const broker = newBroker("join-remote");
   const other = new RedisBroker({ url: REDIS_URL, namespace: broker.namespace, middleware: [] });
