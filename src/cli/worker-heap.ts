@@ -1,10 +1,12 @@
 /**
- * V8 heap settings of the CLI's worker processes. V8's defaults suit a
- * process that owns the machine: under a high message rate a worker's young
- * generation grows to 48 MiB, and the old generation grows in large steps
- * between collections, so an idle-looking worker peaks near 75 MiB. A
- * worker keeps little alive between messages, so smaller steps cost little
- * CPU and keep it near 58 MiB (docs/benchmarks.md has the figures).
+ * V8 settings of the CLI's worker processes. V8's defaults suit a process
+ * that owns the machine: under a high message rate a worker's young
+ * generation grows to 48 MiB, the old generation grows in large steps
+ * between collections, and four background threads compile and collect
+ * for it, so an idle-looking worker peaks near 75 MiB. A worker keeps
+ * little alive between messages, and the CLI already runs one worker
+ * process per core, so smaller steps and one background thread cost little
+ * and keep it near 57 MiB (docs/benchmarks.md has the figures).
  *
  * A setting the user gave on the command line or in NODE_OPTIONS wins.
  */
@@ -14,18 +16,32 @@ import { setFlagsFromString } from "node:v8";
 /** Young-generation cap, in MiB per semi-space; Node's documented `--max-semi-space-size`. */
 export const WORKER_SEMI_SPACE_MIB = 1;
 
+/**
+ * Threads of V8's background pool (concurrent compilation and collection
+ * work); Node's documented `--v8-pool-size`, 4 by default. Each thread
+ * keeps its own stack and malloc arena, about 3 MiB of a worker's peak.
+ */
+export const WORKER_V8_POOL_SIZE = 1;
+
+/** Node options the CLI adds to a worker process's `execArgv`, by flag name. */
+const WORKER_NODE_OPTIONS: ReadonlyArray<readonly [flag: string, value: number]> = [
+  ["max-semi-space-size", WORKER_SEMI_SPACE_MIB],
+  ["v8-pool-size", WORKER_V8_POOL_SIZE],
+];
+
 /** Old-generation growth per collection, in percent; V8's `--heap-growing-percent`. */
 export const WORKER_HEAP_GROWING_PERCENT = 30;
 
 /**
  * Returns the Node options for the worker processes: the main process's own
  * (they keep loaders such as `--import tsx`) without the inspector flags,
- * whose port would clash, plus the young-generation cap unless the user set
- * one.
+ * whose port would clash, plus the young-generation cap and the V8 pool
+ * size, each unless the user set it.
  */
 export function workerExecArgv(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env["NODE_OPTIONS"] ?? ""): string[] {
   const inherited = execArgv.filter((arg) => !/^--(?:inspect|debug)(?:-brk|-port|-wait)?(?:=|$)/.test(arg));
-  return userSets("max-semi-space-size", inherited, nodeOptions) ? inherited : [...inherited, `--max-semi-space-size=${WORKER_SEMI_SPACE_MIB}`];
+  const added = WORKER_NODE_OPTIONS.filter(([flag]) => !userSets(flag, inherited, nodeOptions)).map(([flag, value]) => `--${flag}=${value}`);
+  return [...inherited, ...added];
 }
 
 /**
