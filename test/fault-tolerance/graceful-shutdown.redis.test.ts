@@ -5,18 +5,16 @@
  * set is left behind.
  */
 
-import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 
 import type { Redis } from "ioredis";
 
 import { RedisBroker } from "../../src/brokers/redis/index.js";
-import { EXIT_KILLED, EXIT_OK } from "../../src/cli/exit-codes.js";
 import { Message } from "../../src/message/message.js";
 import { adminClient, deleteNamespace, namespaceKeys } from "../brokers/redis/helpers.js";
 import { captureLogs, type LogCapture } from "../helpers/logs.js";
-import { assertCleanStop, runLeftovers, sendLoad, startApp, type ShutdownTarget } from "./shutdown-scenario.js";
-import { sleep, uniqueName } from "./support.js";
+import { defineShutdownTests, type ShutdownTarget } from "./shutdown-scenario.js";
+import { uniqueName } from "./support.js";
 
 let admin: Redis;
 let logs: LogCapture;
@@ -36,7 +34,7 @@ after(async () => {
   logs.restore();
 });
 
-function redisTarget(): ShutdownTarget & { acksSets(): Promise<string[]> } {
+function redisTarget(): ShutdownTarget {
   const namespace = uniqueName("stop");
   namespaces.push(namespace);
   const queueName = "ft_stop";
@@ -56,63 +54,8 @@ function redisTarget(): ShutdownTarget & { acksSets(): Promise<string[]> } {
     waiting: () => read(queueName),
     delayed: () => read(`${queueName}.DQ`),
     deadLettered: () => admin.zcard(`${namespace}:${queueName}.XQ`),
-    acksSets: async () => (await namespaceKeys(admin, namespace)).filter((key) => key.startsWith(`${namespace}:__acks__.`)),
+    leftoverKeys: async () => (await namespaceKeys(admin, namespace)).filter((key) => key.startsWith(`${namespace}:__acks__.`)),
   };
 }
 
-test("Redis SIGTERM under load loses nothing", async (t) => {
-  const target = redisTarget();
-  const sent = await sendLoad(target);
-  const app = await startApp(t, target);
-
-  await sleep(1000);
-  app.run.signal("SIGTERM");
-  const exit = await app.run.waitForExit();
-
-  assert.deepEqual(exit, { code: EXIT_OK, signal: null }, app.run.stderr());
-  await assertCleanStop(target, app, sent);
-  assert.deepEqual(await target.acksSets(), [], "no acks set is left");
-});
-
-test("Redis second SIGTERM exits 1, redelivers", async (t) => {
-  const target = redisTarget();
-  const sent = await sendLoad(target);
-  const app = await startApp(t, target);
-
-  await sleep(1000);
-  app.run.signal("SIGTERM");
-  await sleep(500);
-  app.run.signal("SIGTERM");
-  const exit = await app.run.waitForExit();
-
-  assert.deepEqual(exit, { code: EXIT_KILLED, signal: null }, app.run.stderr());
-  assert.deepEqual(app.lines().filter((line) => !line.startsWith("started")), [], "the running tasks were cut short");
-
-  const runs = await runLeftovers(target, sent);
-  assert.deepEqual([...runs.values()], Array.from({ length: 10 }, () => 1), "each of the 10 messages ran once afterwards");
-  assert.deepEqual(await target.acksSets(), [], "the killed worker's acks sets were recovered");
-});
-
-test("Redis shutdown timeout leaves tasks unacked", async (t) => {
-  const target = redisTarget();
-  const sent = await sendLoad(target);
-  const app = await startApp(t, target, ["--worker-shutdown-timeout", "1000"]);
-
-  // Stopping right away leaves the 3 s tasks 2 s past the timeout.
-  app.run.signal("SIGTERM");
-  const exit = await app.run.waitForExit();
-
-  assert.deepEqual(exit, { code: EXIT_OK, signal: null }, app.run.stderr());
-  assert.match(app.run.stderr(), /did not finish within the shutdown timeout/);
-  assert.deepEqual(app.lines().filter((line) => !line.startsWith("started")), [], "the running tasks did not finish");
-  assert.deepEqual(
-    (await target.waiting()).map((message) => message.messageId).sort(),
-    sent.map((message) => message.messageId).sort(),
-    "all 10 messages, the unfinished ones included, are back in the queue",
-  );
-  assert.deepEqual(await target.delayed(), []);
-  assert.deepEqual(await target.acksSets(), [], "no acks set is left");
-
-  const runs = await runLeftovers(target, sent);
-  assert.deepEqual([...runs.values()], Array.from({ length: 10 }, () => 1), "each message ran once afterwards");
-});
+defineShutdownTests("Redis", redisTarget);

@@ -9,10 +9,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { TestContext } from "node:test";
+import { test, type TestContext } from "node:test";
 
 import { actor } from "../../src/actor.js";
 import type { Broker } from "../../src/broker.js";
+import { EXIT_KILLED, EXIT_OK } from "../../src/cli/exit-codes.js";
 import type { Message } from "../../src/message/message.js";
 import type { TaskContext } from "../../src/worker/context.js";
 import { Worker } from "../../src/worker/worker.js";
@@ -35,6 +36,8 @@ export interface ShutdownTarget {
   delayed(): Promise<Message[]>;
   /** Number of messages in `<q>.XQ`. */
   deadLettered(): Promise<number>;
+  /** Broker keys that a worker must not leave behind once everything ran (Redis acks sets); none by default. */
+  leftoverKeys?(): Promise<string[]>;
 }
 
 /** A running CLI with its output file. */
@@ -135,4 +138,67 @@ export async function runLeftovers(target: ShutdownTarget, sent: readonly Messag
     await broker.close();
   }
   return runs;
+}
+
+/**
+ * Declares the three shutdown tests for one broker: a SIGTERM under load,
+ * a second SIGTERM, and a shutdown timeout shorter than the running tasks.
+ */
+export function defineShutdownTests(brokerName: string, createTarget: () => ShutdownTarget): void {
+  test(`${brokerName} SIGTERM under load loses nothing`, async (t) => {
+    const target = createTarget();
+    const sent = await sendLoad(target);
+    const app = await startApp(t, target);
+
+    await sleep(1000);
+    app.run.signal("SIGTERM");
+    const exit = await app.run.waitForExit();
+
+    assert.deepEqual(exit, { code: EXIT_OK, signal: null }, app.run.stderr());
+    await assertCleanStop(target, app, sent);
+    assert.deepEqual((await target.leftoverKeys?.()) ?? [], [], "nothing is left behind");
+  });
+
+  test(`${brokerName} second SIGTERM exits 1, redelivers`, async (t) => {
+    const target = createTarget();
+    const sent = await sendLoad(target);
+    const app = await startApp(t, target);
+
+    await sleep(1000);
+    app.run.signal("SIGTERM");
+    await sleep(500);
+    app.run.signal("SIGTERM");
+    const exit = await app.run.waitForExit();
+
+    assert.deepEqual(exit, { code: EXIT_KILLED, signal: null }, app.run.stderr());
+    assert.deepEqual(app.lines().filter((line) => !line.startsWith("started")), [], "the running tasks were cut short");
+
+    const runs = await runLeftovers(target, sent);
+    assert.deepEqual([...runs.values()], Array.from({ length: 10 }, () => 1), "each of the 10 messages ran once afterwards");
+    assert.deepEqual((await target.leftoverKeys?.()) ?? [], [], "what the killed worker left was recovered");
+  });
+
+  test(`${brokerName} shutdown timeout leaves tasks unacked`, async (t) => {
+    const target = createTarget();
+    const sent = await sendLoad(target);
+    const app = await startApp(t, target, ["--worker-shutdown-timeout", "1000"]);
+
+    // Stopping right away leaves the 3 s tasks 2 s past the timeout.
+    app.run.signal("SIGTERM");
+    const exit = await app.run.waitForExit();
+
+    assert.deepEqual(exit, { code: EXIT_OK, signal: null }, app.run.stderr());
+    assert.match(app.run.stderr(), /did not finish within the shutdown timeout/);
+    assert.deepEqual(app.lines().filter((line) => !line.startsWith("started")), [], "the running tasks did not finish");
+    assert.deepEqual(
+      (await target.waiting()).map((message) => message.messageId).sort(),
+      sent.map((message) => message.messageId).sort(),
+      "all 10 messages, the unfinished ones included, are back in the queue",
+    );
+    assert.deepEqual(await target.delayed(), []);
+
+    const runs = await runLeftovers(target, sent);
+    assert.deepEqual([...runs.values()], Array.from({ length: 10 }, () => 1), "each message ran once afterwards");
+    assert.deepEqual((await target.leftoverKeys?.()) ?? [], [], "nothing is left behind");
+  });
 }

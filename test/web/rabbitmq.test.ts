@@ -12,9 +12,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import amqplib from "amqplib";
 
 import { RabbitmqBroker as EngineRabbitmqBroker } from "../../src/brokers/rabbitmq/index.js";
-import { Worker } from "../../src/worker/worker.js";
 import { currentApp, RabbitmqBroker } from "../../src/web/index.js";
 import { captureLogs } from "../helpers/logs.js";
+import { runOnWorker } from "./worker-run.js";
 
 const RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672";
 const createdQueues: string[] = [];
@@ -33,17 +33,6 @@ after(async () => {
     await connection.close();
   }
 });
-
-/** Resolves when `condition` holds, polling every 20 ms; rejects with `label` after `timeout` ms. */
-async function waitFor(condition: () => boolean, label: string, timeout = 10_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeout} ms waiting for ${label}.`);
-    }
-    await sleep(20);
-  }
-}
 
 test("lazy RabbitmqBroker from config runs a task", async () => {
   const suffix = randomBytes(4).toString("hex");
@@ -74,17 +63,14 @@ test("lazy RabbitmqBroker from config runs a task", async () => {
   assert.ok(live instanceof EngineRabbitmqBroker);
   assert.equal(live.confirmDelivery, true);
 
-  const worker = new Worker(broker, { concurrency: 1, shutdownTimeout: 5000, queues: [queueName] });
-  try {
-    await worker.start();
-    await add.send(2, 3);
-    await waitFor(() => results.length === 1, "the task to run on the RabbitMQ worker");
-    await broker.join(queueName, { timeout: 10_000 });
-  } finally {
-    await worker.stop();
-    await broker.close();
-    logs.restore();
-  }
+  await runOnWorker(broker, {
+    queueName,
+    concurrency: 1,
+    send: () => add.send(2, 3),
+    done: () => results.length === 1,
+    label: "the task to run on the RabbitMQ worker",
+    logs,
+  });
 
   assert.deepEqual(results, [{ total: 5, app }]);
   assert.equal(results[0]?.app, app);

@@ -21,6 +21,7 @@ import { Worker } from "../../src/worker/worker.js";
 import { Broker, currentApp, RedisBroker, setBrokerSettingsFromEnv } from "../../src/web/express.js";
 import { adminClient, deleteNamespace, namespaceKeys, REDIS_URL, uniqueNamespace } from "../brokers/redis/helpers.js";
 import { captureLogs, type LogRecord } from "../helpers/logs.js";
+import { runOnWorker } from "./worker-run.js";
 
 let admin: Redis;
 const namespaces: string[] = [];
@@ -41,17 +42,6 @@ function newNamespace(label: string): string {
   const namespace = uniqueNamespace(label);
   namespaces.push(namespace);
   return namespace;
-}
-
-/** Resolves when `condition` holds, polling every 20 ms; rejects with `label` after `timeout` ms. */
-async function waitFor(condition: () => boolean, label: string, timeout = 10_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeout} ms waiting for ${label}.`);
-    }
-    await sleep(20);
-  }
 }
 
 /**
@@ -114,17 +104,14 @@ test("lazy RedisBroker from config runs a task", async () => {
   assert.equal(live.heartbeatTimeout, 20000);
   assert.equal(live.maintenanceChance, 0);
 
-  const worker = new Worker(broker, { concurrency: 1, shutdownTimeout: 5000, queues: [queueName] });
-  try {
-    await worker.start();
-    await add.send(2, 3);
-    await waitFor(() => results.length === 1, "the task to run on the Redis worker");
-    await broker.join(queueName, { timeout: 10_000 });
-  } finally {
-    await worker.stop();
-    await broker.close();
-    logs.restore();
-  }
+  await runOnWorker(broker, {
+    queueName,
+    concurrency: 1,
+    send: () => add.send(2, 3),
+    done: () => results.length === 1,
+    label: "the task to run on the Redis worker",
+    logs,
+  });
 
   assert.deepEqual(results, [{ total: 5, app }]);
   assert.equal(results[0]?.app, app);
@@ -171,18 +158,17 @@ test("lazy Broker with RedisBroker class from env runs a task", async () => {
   assert.equal(broker.deadMessageTtl, 3_600_000);
   assert.equal(broker.maintenanceChance, 10);
 
-  const worker = new Worker(broker, { concurrency: 2, shutdownTimeout: 5000, queues: [queueName] });
-  try {
-    await worker.start();
-    await processOrder.send("order-1");
-    await processOrder.send("order-2");
-    await waitFor(() => seen.length === 2, "both tasks to run on the Redis worker");
-    await broker.join(queueName, { timeout: 10_000 });
-  } finally {
-    await worker.stop();
-    await broker.close();
-    logs.restore();
-  }
+  await runOnWorker(broker, {
+    queueName,
+    concurrency: 2,
+    send: async () => {
+      await processOrder.send("order-1");
+      await processOrder.send("order-2");
+    },
+    done: () => seen.length === 2,
+    label: "both tasks to run on the Redis worker",
+    logs,
+  });
 
   assert.deepEqual(
     [...seen].sort((left, right) => left.orderId.localeCompare(right.orderId)),
