@@ -1,5 +1,5 @@
 /**
- * Loading of optional peer dependencies (amqplib, ioredis). Broker modules
+ * Loading of optional peer dependencies (amqplib, prom-client). Broker modules
  * load their client library on first use, not at import, so that importing
  * `melodramatiq/web`, which imports every broker class, needs only the client
  * of the broker an app actually uses.

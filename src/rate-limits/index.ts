@@ -4,7 +4,7 @@
  * number of parties meet. This entry point exports the limiters, the
  * barrier, the backend contract and the in-memory backend. The Redis
  * backend has its own entry point, `melodramatiq/rate-limits/redis`, so
- * that ioredis is only loaded by apps that use it.
+ * that only apps that use it load the Redis client code.
  */
 
 export { RateLimiter, type AcquireOptions } from "./rate-limiter.js";

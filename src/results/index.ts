@@ -3,7 +3,7 @@
  * it from producers with `message.getResult()`. This entry point exports the
  * middleware, the backend contract and the in-memory backend. The Redis
  * backend has its own entry point, `melodramatiq/results/redis`, so that
- * ioredis is only loaded by apps that use it.
+ * only apps that use it load the Redis client code.
  */
 
 export { Results, DEFAULT_RESULT_TTL, type ResultsOptions } from "./results.js";

@@ -8,8 +8,11 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 
-import { Redis, type RedisOptions } from "ioredis";
+import { Redis } from "ioredis";
 
+import type { BackendRedisClient, DedicatedConnectionOptions } from "../../src/brokers/redis/backend-client.js";
+import { parseRedisUrl } from "../../src/brokers/redis/connection-url.js";
+import { RespClient } from "../../src/brokers/redis/resp/resp-client.js";
 import { ConfigurationError, ConnectionFailedError } from "../../src/errors.js";
 import { RateLimiterBackendError } from "../../src/rate-limits/index.js";
 import { RedisRateLimiterBackend } from "../../src/rate-limits/backends/redis.js";
@@ -21,15 +24,21 @@ import { REDIS_URL, createBackendFixture, sleep, waitFor } from "./support.js";
 /** Commands a backend sends for its operations; connection set-up commands (HELLO, INFO, CLIENT…) are left out. */
 const OPERATION_COMMANDS = new Set(["SET", "GET", "MGET", "WATCH", "UNWATCH", "MULTI", "EXEC", "RPUSH", "PEXPIRE", "BRPOPLPUSH"]);
 
+/** The clients an application can pass as `client`: an ioredis client, and the built-in client the backend otherwise creates itself. */
+const CLIENT_KINDS: readonly (readonly [kind: string, create: (url: string) => BackendRedisClient])[] = [
+  ["ioredis", (url) => new Redis(url, { lazyConnect: true })],
+  ["built-in client", (url) => new RespClient({ ...parseRedisUrl(url).options, lazyConnect: true })],
+];
+
 /**
  * Makes every transaction connection that `client` duplicates call
  * `afterGet(key)` after each GET reply, so a test can change the key between
  * WATCH and EXEC as a competing client would.
  */
-function interceptGets(client: Redis, afterGet: (key: string) => Promise<void>): void {
+function interceptGets(client: BackendRedisClient, afterGet: (key: string) => Promise<void>): void {
   const duplicate = client.duplicate.bind(client);
   Object.assign(client, {
-    duplicate: (override?: Partial<RedisOptions>) => {
+    duplicate: (override?: DedicatedConnectionOptions) => {
       const copy = duplicate(override);
       const get = copy.get.bind(copy);
       Object.assign(copy, {
@@ -110,70 +119,108 @@ test("redis backend sends Python command sequences", async () => {
   }
 });
 
-test("redis transaction retries after abort", async () => {
-  const raw = new Redis(REDIS_URL);
-  const client = new Redis(REDIS_URL, { lazyConnect: true });
-  const key = `melo-test-rl-${randomUUID()}:retry`;
-  let interferences = 2;
-  interceptGets(client, async (read) => {
-    if (read === key && interferences > 0) {
-      interferences -= 1;
-      await raw.incrby(key, 10);
-    }
-  });
-  const backend = new RedisRateLimiterBackend({ client });
-  const logs = captureLogs();
-
-  try {
-    assert.equal(await backend.incr(key, 1, 100, 60_000), true);
-    assert.equal(await raw.get(key), "21", "two competing writes of 10 and this increment all count");
-    assert.equal(logs.find("debug", `Transaction to increment key '${key}' aborted`).length, 2);
-
-    // The retry reads the competing value again, so it refuses to cross the maximum.
-    await raw.set(key, "0");
-    interferences = 2;
-    assert.equal(await backend.incr(key, 1, 15, 60_000), false);
-    assert.equal(await raw.get(key), "20", "nothing is written over the maximum");
-  } finally {
-    logs.restore();
-    await backend.close();
-    await raw.del(key);
-    await raw.quit();
-    await client.quit();
-  }
-});
-
-test("redis transaction gives up after max attempts", async () => {
-  const raw = new Redis(REDIS_URL);
-  const client = new Redis(REDIS_URL, { lazyConnect: true });
-  const key = `melo-test-rl-${randomUUID()}:contended`;
-  let interfere = true;
-  interceptGets(client, async (read) => {
-    if (read === key && interfere) {
-      await raw.incrby(key, 1);
-    }
-  });
-  const backend = new RedisRateLimiterBackend({ client, maxTransactionAttempts: 3 });
-
-  try {
-    await assert.rejects(backend.decr(key, 1, -100, 60_000), (error: unknown) => {
-      assert.ok(error instanceof RateLimiterBackendError);
-      assert.equal(error.key, key);
-      assert.match(error.message, /Failed to decrement key '.*' on Redis at redis:\/\/.*: other clients changed it during all 3 attempts\. Raise maxTransactionAttempts/);
-      return true;
+for (const [kind, createClient] of CLIENT_KINDS) {
+  test(`redis transaction retries after abort on ${kind}`, async () => {
+    const raw = new Redis(REDIS_URL);
+    const client = createClient(REDIS_URL);
+    const key = `melo-test-rl-${randomUUID()}:retry`;
+    let interferences = 2;
+    interceptGets(client, async (read) => {
+      if (read === key && interferences > 0) {
+        interferences -= 1;
+        await raw.incrby(key, 10);
+      }
     });
-    assert.equal(await raw.get(key), "3", "only the competing writes landed");
+    const backend = new RedisRateLimiterBackend({ client });
+    const logs = captureLogs();
 
-    interfere = false;
-    assert.equal(await backend.decr(key, 1, -100, 60_000), true, "the backend works once the contention ends");
-    assert.equal(await raw.get(key), "2");
-  } finally {
-    await backend.close();
-    await raw.del(key);
-    await raw.quit();
-    await client.quit();
-  }
-});
+    try {
+      assert.equal(await backend.incr(key, 1, 100, 60_000), true);
+      assert.equal(await raw.get(key), "21", "two competing writes of 10 and this increment all count");
+      assert.equal(logs.find("debug", `Transaction to increment key '${key}' aborted`).length, 2);
+
+      // The retry reads the competing value again, so it refuses to cross the maximum.
+      await raw.set(key, "0");
+      interferences = 2;
+      assert.equal(await backend.incr(key, 1, 15, 60_000), false);
+      assert.equal(await raw.get(key), "20", "nothing is written over the maximum");
+    } finally {
+      logs.restore();
+      await backend.close();
+      await raw.del(key);
+      await raw.quit();
+      await client.quit();
+    }
+  });
+
+  test(`redis transaction gives up after max attempts on ${kind}`, async () => {
+    const raw = new Redis(REDIS_URL);
+    const client = createClient(REDIS_URL);
+    const key = `melo-test-rl-${randomUUID()}:contended`;
+    let interfere = true;
+    interceptGets(client, async (read) => {
+      if (read === key && interfere) {
+        await raw.incrby(key, 1);
+      }
+    });
+    const backend = new RedisRateLimiterBackend({ client, maxTransactionAttempts: 3 });
+
+    try {
+      await assert.rejects(backend.decr(key, 1, -100, 60_000), (error: unknown) => {
+        assert.ok(error instanceof RateLimiterBackendError);
+        assert.equal(error.key, key);
+        assert.match(error.message, /Failed to decrement key '.*' on Redis at redis:\/\/.*: other clients changed it during all 3 attempts\. Raise maxTransactionAttempts/);
+        return true;
+      });
+      assert.equal(await raw.get(key), "3", "only the competing writes landed");
+
+      interfere = false;
+      assert.equal(await backend.decr(key, 1, -100, 60_000), true, "the backend works once the contention ends");
+      assert.equal(await raw.get(key), "2");
+    } finally {
+      await backend.close();
+      await raw.del(key);
+      await raw.quit();
+      await client.quit();
+    }
+  });
+
+  test(`redis connection loss fails transaction then recovers on ${kind}`, async () => {
+    const proxy = await TcpProxy.start({ host: "127.0.0.1", port: 6379 });
+    const raw = new Redis(REDIS_URL);
+    const client = createClient(proxy.urlFor(REDIS_URL));
+    const key = `melo-test-rl-${randomUUID()}:cut`;
+    let cutAfterGet = true;
+    interceptGets(client, async (read) => {
+      if (read === key && cutAfterGet) {
+        cutAfterGet = false;
+        proxy.cut();
+      }
+    });
+    const backend = new RedisRateLimiterBackend({ client });
+    const logs = captureLogs();
+
+    try {
+      await raw.set(key, "5");
+      await assert.rejects(backend.incr(key, 1, 10, 60_000), (error: unknown) => {
+        assert.ok(error instanceof ConnectionFailedError, String(error));
+        assert.match(error.message, /Failed to increment key '.*cut' on Redis at redis:\/\/127\.0\.0\.1:\d+\/0/);
+        return true;
+      });
+      assert.equal(await raw.get(key), "5", "the cut transaction wrote nothing");
+
+      assert.equal(await backend.incr(key, 1, 10, 60_000), true, "the next transaction opens a new connection");
+      assert.equal(await raw.get(key), "6");
+    } finally {
+      logs.restore();
+      await backend.close();
+      client.disconnect();
+      await proxy.close();
+      await raw.del(key);
+      await raw.quit();
+    }
+  });
+}
 
 test("redis transactions race without lost updates", async () => {
   const fixture = createBackendFixture("redis");
@@ -277,42 +324,6 @@ test("redis backend connects on first use", async () => {
   }
 });
 
-test("redis connection loss fails transaction then recovers", async () => {
-  const proxy = await TcpProxy.start({ host: "127.0.0.1", port: 6379 });
-  const raw = new Redis(REDIS_URL);
-  const client = new Redis(proxy.urlFor(REDIS_URL), { lazyConnect: true });
-  const key = `melo-test-rl-${randomUUID()}:cut`;
-  let cutAfterGet = true;
-  interceptGets(client, async (read) => {
-    if (read === key && cutAfterGet) {
-      cutAfterGet = false;
-      proxy.cut();
-    }
-  });
-  const backend = new RedisRateLimiterBackend({ client });
-  const logs = captureLogs();
-
-  try {
-    await raw.set(key, "5");
-    await assert.rejects(backend.incr(key, 1, 10, 60_000), (error: unknown) => {
-      assert.ok(error instanceof ConnectionFailedError, String(error));
-      assert.match(error.message, /Failed to increment key '.*cut' on Redis at redis:\/\/127\.0\.0\.1:\d+\/0/);
-      return true;
-    });
-    assert.equal(await raw.get(key), "5", "the cut transaction wrote nothing");
-
-    assert.equal(await backend.incr(key, 1, 10, 60_000), true, "the next transaction opens a new connection");
-    assert.equal(await raw.get(key), "6");
-  } finally {
-    logs.restore();
-    await backend.close();
-    client.disconnect();
-    await proxy.close();
-    await raw.del(key);
-    await raw.quit();
-  }
-});
-
 test("redis unreachable server fails without password", async () => {
   const logs = captureLogs();
   // Port 1 on the loopback refuses connections.
@@ -345,4 +356,19 @@ test("redis backend rejects invalid options", () => {
   } finally {
     client.disconnect();
   }
+});
+
+test("redis backend rejects unsupported redisOptions", () => {
+  assert.throws(
+    () => new RedisRateLimiterBackend({ redisOptions: { sentinels: [{ host: "127.0.0.1", port: 26379 }] } as never }),
+    (error: unknown) =>
+      error instanceof ConfigurationError &&
+      /Unsupported RedisRateLimiterBackend option redisOptions\.sentinels/.test(error.message) &&
+      /pass it as `client`/.test(error.message),
+  );
+  assert.throws(() => new RedisRateLimiterBackend({ redisOptions: { connectTimeout: 0 } }), /redisOptions\.connectTimeout=0/);
+  assert.throws(
+    () => new RedisRateLimiterBackend({ client: { options: {} } as never }),
+    (error: unknown) => error instanceof ConfigurationError && /expected an ioredis client/.test(error.message),
+  );
 });

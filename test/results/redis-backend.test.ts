@@ -4,7 +4,7 @@ import { after, test } from "node:test";
 
 import { Redis } from "ioredis";
 
-import { ConnectionFailedError, DecodeError, SkipMessage } from "../../src/errors.js";
+import { ConfigurationError, ConnectionFailedError, DecodeError, SkipMessage } from "../../src/errors.js";
 import { ResultError, ResultFailureError, ResultMissingError, ResultTimeoutError, type ResultAddress } from "../../src/results/index.js";
 import { RedisBackend } from "../../src/results/backends/redis.js";
 import { captureLogs } from "../helpers/logs.js";
@@ -347,6 +347,26 @@ test("redis backend accepts an existing client", async () => {
     await backend.close();
     await client.quit();
   }
+});
+
+test("redis backend rejects unsupported redisOptions", () => {
+  assert.throws(
+    () => new RedisBackend({ redisOptions: { enableAutoPipelining: true } as never }),
+    (error: unknown) =>
+      error instanceof ConfigurationError &&
+      /Unsupported RedisBackend option redisOptions\.enableAutoPipelining/.test(error.message) &&
+      /pass it as `client`/.test(error.message),
+  );
+  const client = new Redis(REDIS_URL, { lazyConnect: true });
+  assert.throws(
+    () => new RedisBackend({ client, url: REDIS_URL }),
+    (error: unknown) => error instanceof ConfigurationError && /either `client` or `url`/.test(error.message),
+  );
+  client.disconnect();
+  assert.throws(
+    () => new RedisBackend({ client: { options: {} } as never }),
+    (error: unknown) => error instanceof ConfigurationError && /expected an ioredis client/.test(error.message),
+  );
 });
 
 /** Waits until `count` connections called `connectionName` are blocked in BRPOPLPUSH, so a test stores only after the reads began. */

@@ -1,16 +1,15 @@
 /**
  * Redis client helpers. The broker talks to Redis through the
  * `BrokerRedisClient` surface, which both the built-in RESP2 client and an
- * ioredis client provide. The Redis results backend and rate-limiter
- * backend create ioredis clients with `createRedisClient`.
+ * ioredis client provide. The Redis results and rate-limiter backends use
+ * the surface in `backend-client.ts`.
  */
 
-import type { Redis, RedisOptions } from "ioredis";
-
-import { loadPeer } from "../../optional-peer.js";
+import { parseRedisUrl } from "./connection-url.js";
 import type { CommandArgument } from "./resp/encode.js";
-import { describeAddress, type RedisAddress, type RespClientOptions } from "./resp/options.js";
+import { checkRespClientOptions, describeAddress, type RedisAddress, type RespClientOptions } from "./resp/options.js";
 import { RespClient } from "./resp/resp-client.js";
+import type { Logger } from "../../logger.js";
 
 /** The client members the Redis broker, its wake-up channel and its scripts use; ioredis clients have them too. */
 export interface BrokerRedisClient {
@@ -57,19 +56,105 @@ export function createBrokerClient(options: RespClientOptions): RespClient {
   return new RespClient(options);
 }
 
+/** Requests wait through this many reconnection attempts before they fail, so a call during an outage fails in seconds. */
+const MAX_RETRIES_PER_REQUEST = 3;
+
+/** The component whose client options `buildClientOptions` builds, for messages. */
+export interface ClientOptionsSource {
+  /** The class, as in "RedisBroker" or "RedisBackend". */
+  readonly owner: string;
+  /** The URL with any password hidden. */
+  readonly displayUrl: string;
+  readonly logger: Logger;
+}
+
 /**
- * Creates an ioredis client with the default RESP2-shaped replies, which the
- * reply parsers expect; the typings reject an explicit undefined
- * `replyMapping`. `neededBy` names the component in the install hint when
- * ioredis is missing.
+ * Returns the options of the built-in client that a broker or backend
+ * creates: those read from `url`, then `extra` (the `redisOptions` option)
+ * over them, with a `tls` object merged into the one `rediss://` implies.
+ * Throws ConfigurationError naming an option of `extra` that the built-in
+ * client does not support.
  */
-export function createRedisClient(options: RedisOptions, neededBy: string): Redis {
-  const { replyMapping: _ignored, ...rest } = options;
-  const ioredis = loadPeer<typeof import("ioredis")>("ioredis", neededBy);
-  return new ioredis.Redis(rest);
+export function buildClientOptions(url: string, extra: RespClientOptions | undefined, source: ClientOptionsSource): RespClientOptions {
+  if (extra !== undefined) {
+    checkRespClientOptions(extra, `${source.owner} option redisOptions`);
+  }
+  const parsed = parseRedisUrl(url);
+  if (parsed.ignoredParameters.length > 0) {
+    source.logger.warn(
+      { url: source.displayUrl, parameters: parsed.ignoredParameters },
+      `Ignoring Redis URL parameters ${parsed.ignoredParameters.join(", ")}: only db and ssl_cert_reqs are read; pass other settings in redisOptions.`,
+    );
+  }
+
+  const options: RespClientOptions = {
+    maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
+    retryStrategy: reconnectDelay,
+    ...parsed.options,
+    ...extra,
+    // Constructing a broker or backend must never connect: both are built at import time, when actors are declared.
+    lazyConnect: true,
+  };
+
+  const urlTls = parsed.options.tls;
+  const extraTls = extra?.tls;
+  if (urlTls !== undefined && typeof urlTls === "object" && typeof extraTls === "object") {
+    options.tls = { ...urlTls, ...extraTls };
+  }
+  return options;
 }
 
 /** Returns the address of a client for log lines and errors, without credentials. */
 export function describeRedisClient(client: { readonly options: RedisAddress }): string {
   return describeAddress(client.options);
+}
+
+/** The members of a client, the built-in one or ioredis, that closing it uses. */
+export interface ClosableClient {
+  readonly status: string;
+  quit(): Promise<unknown>;
+  disconnect(): void;
+}
+
+/** Milliseconds QUIT may take before the connection is dropped, so closing ends even when the server stopped replying. */
+const QUIT_TIMEOUT = 2000;
+
+/**
+ * Closes a connection with QUIT when it is up, else drops it at once
+ * instead of waiting for a reconnection. A QUIT without a reply within
+ * QUIT_TIMEOUT also drops the connection.
+ */
+export async function quitClient(client: ClosableClient): Promise<void> {
+  if (client.status !== "ready") {
+    dropClient(client);
+    return;
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => {
+      resolve("timeout");
+    }, QUIT_TIMEOUT);
+  });
+  try {
+    const outcome = await Promise.race([client.quit(), timedOut]);
+    if (outcome === "timeout") {
+      dropClient(client);
+    }
+  } catch {
+    dropClient(client);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Disconnects a client unless it has ended already. On an ended client,
+ * ioredis 6.1 starts a 2-second timer to destroy a socket that is already
+ * gone, which keeps the process alive that long.
+ */
+export function dropClient(client: ClosableClient): void {
+  if (client.status !== "end") {
+    client.disconnect();
+  }
 }

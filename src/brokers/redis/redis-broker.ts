@@ -17,7 +17,7 @@ import { randomUUID } from "node:crypto";
 
 import type { Redis } from "ioredis";
 
-import { createBrokerClient, describeRedisClient, reconnectDelay, type BrokerRedisClient } from "./client.js";
+import { buildClientOptions, createBrokerClient, describeRedisClient, quitClient, type BrokerRedisClient } from "./client.js";
 import { Broker, type BrokerOptions, type ConsumeOptions, type JoinOptions } from "../../broker.js";
 import {
   BrokerError,
@@ -30,11 +30,10 @@ import {
 import { redactUrl } from "../../logger.js";
 import { Message } from "../../message/message.js";
 import { canonicalQueueName, delayQueueName, validateQueueName } from "../../message/queue-names.js";
-import { parseRedisUrl } from "./connection-url.js";
 import { delegateHeartbeat } from "./heartbeat-keeper.js";
 import { HeartbeatThread } from "./heartbeat-thread.js";
 import { RedisConsumer } from "./redis-consumer.js";
-import { checkRespClientOptions, type RespClientOptions } from "./resp/options.js";
+import type { RespClientOptions } from "./resp/options.js";
 import { getDispatchScript, probeMaxUnpackSize } from "./scripts.js";
 import { WakeUpChannel } from "./wake-ups.js";
 
@@ -95,9 +94,6 @@ interface DeadLetterRecord {
 
 const DEFAULT_URL = "redis://127.0.0.1:6379/0";
 const JOIN_POLL_INTERVAL = 100;
-const QUIT_TIMEOUT = 2000;
-/** Requests wait through this many reconnection attempts before they fail, so a send during an outage fails in seconds. */
-const MAX_RETRIES_PER_REQUEST = 3;
 
 export class RedisBroker extends Broker {
   /** Identity of this broker in heartbeats and acks-set names; new for every instance. */
@@ -150,7 +146,7 @@ export class RedisBroker extends Broker {
     if (client === undefined) {
       const chosenUrl = url ?? DEFAULT_URL;
       this.displayUrl = redactUrl(chosenUrl);
-      this.connectionOptions = this.buildConnectionOptions(chosenUrl, redisOptions);
+      this.connectionOptions = buildClientOptions(chosenUrl, redisOptions, { owner: "RedisBroker", displayUrl: this.displayUrl, logger: this.logger });
     } else {
       this.displayUrl = describeRedisClient(client);
       this.connectionOptions = undefined;
@@ -165,35 +161,6 @@ export class RedisBroker extends Broker {
         this.wakeLocalConsumers(queueName);
       },
     });
-  }
-
-  private buildConnectionOptions(url: string, extra: RespClientOptions | undefined): RespClientOptions {
-    if (extra !== undefined) {
-      checkRespClientOptions(extra, "RedisBroker option redisOptions");
-    }
-    const parsed = parseRedisUrl(url);
-    if (parsed.ignoredParameters.length > 0) {
-      this.logger.warn(
-        { url: this.displayUrl, parameters: parsed.ignoredParameters },
-        `Ignoring Redis URL parameters ${parsed.ignoredParameters.join(", ")}: only db and ssl_cert_reqs are read; pass other settings in redisOptions.`,
-      );
-    }
-
-    const options: RespClientOptions = {
-      maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
-      retryStrategy: reconnectDelay,
-      ...parsed.options,
-      ...extra,
-      // Constructing a broker must never connect: actors are declared at import time.
-      lazyConnect: true,
-    };
-
-    const urlTls = parsed.options.tls;
-    const extraTls = extra?.tls;
-    if (urlTls !== undefined && typeof urlTls === "object" && typeof extraTls === "object") {
-      options.tls = { ...urlTls, ...extraTls };
-    }
-    return options;
   }
 
   /** @internal The options this broker creates its client with; undefined with `client`. */
@@ -659,30 +626,6 @@ function describeDeadLetter(redisMessageId: string, body: Buffer | null): string
     return `'${message.messageId}' (actor '${message.actorName}')`;
   } catch {
     return `'${redisMessageId}' (undecodable body)`;
-  }
-}
-
-async function quitClient(client: BrokerRedisClient): Promise<void> {
-  if (client.status !== "ready") {
-    client.disconnect();
-    return;
-  }
-
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => {
-      resolve("timeout");
-    }, QUIT_TIMEOUT);
-  });
-  try {
-    const outcome = await Promise.race([client.quit(), timedOut]);
-    if (outcome === "timeout") {
-      client.disconnect();
-    }
-  } catch {
-    client.disconnect();
-  } finally {
-    clearTimeout(timer);
   }
 }
 

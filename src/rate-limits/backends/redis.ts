@@ -4,14 +4,14 @@
  * the same keys, so limiters and barriers in Python and Node processes share
  * their counters.
  *
- * This entry point is the only module of melodramatiq/rate-limits that loads
- * ioredis, so apps that limit in memory do not need it installed.
+ * It talks to Redis through the library's built-in RESP2 client, so it
+ * needs no other package. ioredis is needed only to pass an ioredis client
+ * as `client`.
  */
 
-import type { Redis, RedisOptions } from "ioredis";
-
-import { describeRedisClient, reconnectDelay } from "../../brokers/redis/client.js";
-import { parseRedisUrl } from "../../brokers/redis/connection-url.js";
+import { checkBackendClient, type BackendRedisClient } from "../../brokers/redis/backend-client.js";
+import { buildClientOptions, describeRedisClient } from "../../brokers/redis/client.js";
+import type { RespClientOptions } from "../../brokers/redis/resp/options.js";
 import { ConfigurationError, ConnectionClosedError, ConnectionFailedError, DramatiqError } from "../../errors.js";
 import { getLogger, redactUrl } from "../../logger.js";
 import {
@@ -31,13 +31,19 @@ export interface RedisRateLimiterBackendOptions {
   /** Server URL: `redis://`, `rediss://` (TLS) or `unix://`. @defaultValue `"redis://127.0.0.1:6379/0"` */
   url?: string;
   /**
-   * An existing ioredis client to use instead of `url`. `close()` leaves it
-   * open. Transactions and blocking waits run on duplicates of it, which the
-   * backend owns.
+   * An existing ioredis client to use instead of `url` and the built-in
+   * client, for ioredis features such as Sentinel. `close()` leaves it
+   * open. Transactions and blocking waits run on duplicates of it, which
+   * the backend owns.
    */
-  client?: Redis;
-  /** Extra ioredis options applied over those read from `url`. Not allowed together with `client`. */
-  redisOptions?: RedisOptions;
+  client?: BackendRedisClient;
+  /**
+   * Options of the built-in client applied over those read from `url`.
+   * They have the names and meanings of the ioredis options, but only a
+   * subset is supported (see `RespClientOptions`), and any other option
+   * raises ConfigurationError. Not allowed together with `client`.
+   */
+  redisOptions?: RespClientOptions;
   /**
    * Attempts of one optimistic transaction (`incr`, `decr`, `incrAndSum`)
    * before it fails with RateLimiterBackendError. An attempt is lost only
@@ -52,8 +58,6 @@ export interface RedisRateLimiterBackendOptions {
 const DEFAULT_URL = "redis://127.0.0.1:6379/0";
 const DEFAULT_MAX_TRANSACTION_ATTEMPTS = 100;
 const DEFAULT_MAX_TRANSACTION_CLIENTS = 4;
-/** Requests on the shared connection wait through this many reconnection attempts before they fail, so an outage fails them in seconds. */
-const MAX_RETRIES_PER_REQUEST = 3;
 
 /**
  * Stores limiter counters and barrier events in Redis with the commands of
@@ -85,6 +89,9 @@ export class RedisRateLimiterBackend extends RateLimiterBackend {
   constructor(options: RedisRateLimiterBackendOptions = {}) {
     super();
     const { url, client, redisOptions } = options;
+    if (client !== undefined) {
+      checkBackendClient(client, "RedisRateLimiterBackend");
+    }
     if (client !== undefined && (url !== undefined || redisOptions !== undefined)) {
       throw new ConfigurationError(
         "RedisRateLimiterBackend takes either `client` or `url`/`redisOptions`, not both: configure the client you pass instead.",
@@ -94,11 +101,15 @@ export class RedisRateLimiterBackend extends RateLimiterBackend {
     this.maxTransactionAttempts = positiveInteger("maxTransactionAttempts", options.maxTransactionAttempts ?? DEFAULT_MAX_TRANSACTION_ATTEMPTS);
     const maxTransactionClients = positiveInteger("maxTransactionClients", options.maxTransactionClients ?? DEFAULT_MAX_TRANSACTION_CLIENTS);
 
-    let connectionOptions: RedisOptions | undefined;
+    let connectionOptions: RespClientOptions | undefined;
     if (client === undefined) {
       const chosenUrl = url ?? DEFAULT_URL;
       this.displayUrl = redactUrl(chosenUrl);
-      connectionOptions = this.buildConnectionOptions(chosenUrl, redisOptions);
+      connectionOptions = buildClientOptions(chosenUrl, redisOptions, {
+        owner: "RedisRateLimiterBackend",
+        displayUrl: this.displayUrl,
+        logger: this.logger,
+      });
     } else {
       this.displayUrl = describeRedisClient(client);
     }
@@ -110,25 +121,6 @@ export class RedisRateLimiterBackend extends RateLimiterBackend {
       displayUrl: this.displayUrl,
       logger: this.logger,
     });
-  }
-
-  private buildConnectionOptions(url: string, extra: RedisOptions | undefined): RedisOptions {
-    const parsed = parseRedisUrl(url);
-    if (parsed.ignoredParameters.length > 0) {
-      this.logger.warn(
-        { url: this.displayUrl, parameters: parsed.ignoredParameters },
-        `Ignoring Redis URL parameters ${parsed.ignoredParameters.join(", ")}: only db and ssl_cert_reqs are read; pass other settings in redisOptions.`,
-      );
-    }
-
-    return {
-      maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
-      retryStrategy: reconnectDelay,
-      ...parsed.options,
-      ...extra,
-      // Constructing a backend must never connect: limiters are built at import time.
-      lazyConnect: true,
-    };
   }
 
   override async add(key: string, value: number, ttl: number): Promise<boolean> {
@@ -193,7 +185,13 @@ export class RedisRateLimiterBackend extends RateLimiterBackend {
     const client = this.connections.sharedClient();
     let replies: [Error | null, unknown][] | null;
     try {
-      replies = await client.multi().rpush(key, EVENT_VALUE).pexpire(key, ttl).exec();
+      // One MULTI...EXEC on the shared connection: both clients send it as one unit, so no other command runs inside it.
+      replies = await client
+        .multi([
+          ["rpush", key, EVENT_VALUE],
+          ["pexpire", key, ttl],
+        ])
+        .exec();
     } catch (error) {
       throw this.commandFailure(client, "push an event onto", key, error);
     }
@@ -224,7 +222,7 @@ export class RedisRateLimiterBackend extends RateLimiterBackend {
     key: string,
     watched: readonly string[],
     ttl: number,
-    decide: (client: Redis) => Promise<number | null>,
+    decide: (client: BackendRedisClient) => Promise<number | null>,
   ): Promise<boolean> {
     return this.connections.withTransactionClient(async (client) => {
       try {
@@ -236,7 +234,7 @@ export class RedisRateLimiterBackend extends RateLimiterBackend {
             return false;
           }
 
-          const replies = await client.multi().set(key, String(next), "PX", ttl).exec();
+          const replies = await client.multi([["set", key, String(next), "PX", ttl]]).exec();
           if (replies !== null) {
             throwFirstReplyError(replies, (error) => this.commandFailure(client, operation, key, error));
             return true;
@@ -256,7 +254,7 @@ export class RedisRateLimiterBackend extends RateLimiterBackend {
   }
 
   /** Turns what a command threw into a melodramatiq error; errors that already are one pass through. */
-  private commandFailure(client: Redis, operation: string, key: string, error: unknown): Error {
+  private commandFailure(client: BackendRedisClient, operation: string, key: string, error: unknown): Error {
     if (error instanceof DramatiqError) {
       return error;
     }

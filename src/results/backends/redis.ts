@@ -3,14 +3,16 @@
  * RedisBackend. A result is a Redis list holding exactly one element, the
  * encoded value, under a key that expires after the result TTL.
  *
- * This entry point is the only module of melodramatiq/results that loads
- * ioredis, so apps that keep results elsewhere do not need it installed.
+ * It talks to Redis through the library's built-in RESP2 client, so it
+ * needs no other package. ioredis is needed only to pass an ioredis client
+ * as `client`.
  */
 
-import type { Redis, RedisOptions } from "ioredis";
-
-import { createRedisClient, describeRedisClient, reconnectDelay } from "../../brokers/redis/client.js";
-import { parseRedisUrl } from "../../brokers/redis/connection-url.js";
+import { ConnectionHealthLog, checkBackendClient, closeClients, type BackendRedisClient } from "../../brokers/redis/backend-client.js";
+import { BlockingClientPool } from "../../brokers/redis/blocking-clients.js";
+import { buildClientOptions, describeRedisClient } from "../../brokers/redis/client.js";
+import type { RespClientOptions } from "../../brokers/redis/resp/options.js";
+import { RespClient } from "../../brokers/redis/resp/resp-client.js";
 import { ConfigurationError, ConnectionFailedError } from "../../errors.js";
 import { getLogger, redactUrl } from "../../logger.js";
 import { ResultBackend, type ResultBackendOptions } from "../backend.js";
@@ -21,19 +23,21 @@ export interface RedisBackendOptions extends ResultBackendOptions {
   /** Server URL: `redis://`, `rediss://` (TLS) or `unix://`. @defaultValue `"redis://127.0.0.1:6379/0"` */
   url?: string;
   /**
-   * An existing ioredis client to use instead of `url`. `close()` leaves it
+   * An existing ioredis client to use instead of `url` and the built-in
+   * client, for ioredis features such as Sentinel. `close()` leaves it
    * open. Blocking reads run on duplicates of it, which the backend owns.
    */
-  client?: Redis;
-  /** Extra ioredis options applied over those read from `url`. Not allowed together with `client`. */
-  redisOptions?: RedisOptions;
+  client?: BackendRedisClient;
+  /**
+   * Options of the built-in client applied over those read from `url`.
+   * They have the names and meanings of the ioredis options, but only a
+   * subset is supported (see `RespClientOptions`), and any other option
+   * raises ConfigurationError. Not allowed together with `client`.
+   */
+  redisOptions?: RespClientOptions;
 }
 
 const DEFAULT_URL = "redis://127.0.0.1:6379/0";
-/** Requests wait through this many reconnection attempts before they fail, so a read during an outage fails in seconds. */
-const MAX_RETRIES_PER_REQUEST = 3;
-/** Idle connections for blocking reads kept open for reuse; more are opened while more reads block at once. */
-const MAX_IDLE_BLOCKING_CLIENTS = 4;
 
 /**
  * Stores results in Redis with the commands Python Dramatiq uses:
@@ -54,16 +58,18 @@ export class RedisBackend extends ResultBackend {
   readonly displayUrl: string;
 
   private readonly logger = getLogger("melodramatiq.results.RedisBackend");
-  private readonly connectionOptions: RedisOptions | undefined;
-  private readonly externalClient: Redis | undefined;
-  private client: Redis | undefined;
-  private readonly idleBlockingClients: Redis[] = [];
-  private readonly busyBlockingClients = new Set<Redis>();
-  private connectionHealthy = true;
+  private readonly connectionOptions: RespClientOptions | undefined;
+  private readonly externalClient: BackendRedisClient | undefined;
+  private client: BackendRedisClient | undefined;
+  private readonly blockingClients: BlockingClientPool;
+  private readonly healthLog: ConnectionHealthLog;
 
   constructor(options: RedisBackendOptions = {}) {
     super(options);
     const { url, client, redisOptions } = options;
+    if (client !== undefined) {
+      checkBackendClient(client, "RedisBackend");
+    }
     if (client !== undefined && (url !== undefined || redisOptions !== undefined)) {
       throw new ConfigurationError("RedisBackend takes either `client` or `url`/`redisOptions`, not both: configure the client you pass instead.");
     }
@@ -72,30 +78,18 @@ export class RedisBackend extends ResultBackend {
     if (client === undefined) {
       const chosenUrl = url ?? DEFAULT_URL;
       this.displayUrl = redactUrl(chosenUrl);
-      this.connectionOptions = this.buildConnectionOptions(chosenUrl, redisOptions);
+      this.connectionOptions = buildClientOptions(chosenUrl, redisOptions, { owner: "RedisBackend", displayUrl: this.displayUrl, logger: this.logger });
     } else {
       this.displayUrl = describeRedisClient(client);
       this.connectionOptions = undefined;
     }
-  }
 
-  private buildConnectionOptions(url: string, extra: RedisOptions | undefined): RedisOptions {
-    const parsed = parseRedisUrl(url);
-    if (parsed.ignoredParameters.length > 0) {
-      this.logger.warn(
-        { url: this.displayUrl, parameters: parsed.ignoredParameters },
-        `Ignoring Redis URL parameters ${parsed.ignoredParameters.join(", ")}: only db and ssl_cert_reqs are read; pass other settings in redisOptions.`,
-      );
-    }
-
-    return {
-      maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
-      retryStrategy: reconnectDelay,
-      ...parsed.options,
-      ...extra,
-      // Constructing a backend must never connect: it is built at import time.
-      lazyConnect: true,
-    };
+    this.healthLog = new ConnectionHealthLog({ description: "result backend", displayUrl: this.displayUrl, logger: this.logger });
+    this.blockingClients = new BlockingClientPool(() => {
+      const blockingClient = this.getClient().duplicate();
+      this.healthLog.watch(blockingClient);
+      return blockingClient;
+    });
   }
 
   protected override async readText(key: string): Promise<string | null> {
@@ -118,17 +112,13 @@ export class RedisBackend extends ResultBackend {
       }
     }
 
-    const blockingClient = this.acquireBlockingClient();
-    let reusable = false;
-    try {
-      const text = await blockingClient.brpoplpush(key, key, seconds);
-      reusable = true;
-      return text;
-    } catch (error) {
-      throw this.commandFailure("wait for", key, error);
-    } finally {
-      this.releaseBlockingClient(blockingClient, reusable);
-    }
+    return this.blockingClients.run(async (client) => {
+      try {
+        return await client.brpoplpush(key, key, seconds);
+      } catch (error) {
+        throw this.commandFailure("wait for", key, error);
+      }
+    });
   }
 
   protected override describeWait(timeout: number): string {
@@ -142,7 +132,14 @@ export class RedisBackend extends ResultBackend {
   protected override async writeText(key: string, text: string, ttl: number): Promise<void> {
     let replies: [Error | null, unknown][] | null;
     try {
-      replies = await this.getClient().multi().del(key).lpush(key, text).pexpire(key, ttl).exec();
+      // One MULTI...EXEC on the shared connection: both clients send it as one unit, so no other command runs inside it.
+      replies = await this.getClient()
+        .multi([
+          ["del", key],
+          ["lpush", key, text],
+          ["pexpire", key, ttl],
+        ])
+        .exec();
     } catch (error) {
       throw this.commandFailure("store", key, error);
     }
@@ -162,73 +159,27 @@ export class RedisBackend extends ResultBackend {
    * backend can be used again afterwards: it reconnects on demand.
    */
   override async close(): Promise<void> {
-    // A blocked connection would reply to QUIT only after its wait ends, so it is cut at once.
-    for (const client of this.busyBlockingClients) {
-      client.disconnect();
-    }
-    this.busyBlockingClients.clear();
-
-    const idle = [...this.idleBlockingClients];
-    this.idleBlockingClients.length = 0;
+    const { busy, idle } = this.blockingClients.detach();
     if (this.client !== undefined && this.externalClient === undefined) {
       idle.push(this.client);
     }
     this.client = undefined;
 
-    await Promise.all(idle.map((client) => quit(client)));
+    await closeClients(idle, busy);
   }
 
-  private getClient(): Redis {
+  private getClient(): BackendRedisClient {
     if (this.client !== undefined) {
       return this.client;
     }
 
-    const client = this.externalClient ?? createRedisClient(this.connectionOptions ?? {}, "RedisBackend");
-    if (this.externalClient === undefined) {
-      this.watchConnection(client);
+    let client = this.externalClient;
+    if (client === undefined) {
+      client = new RespClient(this.connectionOptions ?? {});
+      this.healthLog.watch(client);
     }
     this.client = client;
     return client;
-  }
-
-  /** Logs a lost and a regained connection once each; without an error listener ioredis prints to the console. */
-  private watchConnection(client: Redis): void {
-    client.on("error", (error: Error) => {
-      if (this.connectionHealthy) {
-        this.connectionHealthy = false;
-        this.logger.warn({ err: error, url: this.displayUrl }, `Connection to the result backend at ${this.displayUrl} failed: ${error.message}. Reconnecting.`);
-      }
-    });
-    client.on("ready", () => {
-      if (!this.connectionHealthy) {
-        this.connectionHealthy = true;
-        this.logger.info({ url: this.displayUrl }, `Reconnected to the result backend at ${this.displayUrl}.`);
-      }
-    });
-  }
-
-  private acquireBlockingClient(): Redis {
-    let client = this.idleBlockingClients.pop();
-    if (client === undefined) {
-      client = this.getClient().duplicate();
-      this.watchConnection(client);
-    }
-
-    this.busyBlockingClients.add(client);
-    return client;
-  }
-
-  private releaseBlockingClient(client: Redis, reusable: boolean): void {
-    if (!this.busyBlockingClients.delete(client)) {
-      // close() took it over already.
-      return;
-    }
-
-    if (reusable && this.idleBlockingClients.length < MAX_IDLE_BLOCKING_CLIENTS) {
-      this.idleBlockingClients.push(client);
-      return;
-    }
-    void quit(client);
   }
 
   private commandFailure(operation: "read" | "wait for" | "store", key: string, error: unknown): Error {
@@ -249,18 +200,3 @@ export class RedisBackend extends ResultBackend {
     );
   }
 }
-
-/** Closes a connection with QUIT when it is up, else disconnects at once instead of waiting for a reconnection. */
-async function quit(client: Redis): Promise<void> {
-  if (client.status !== "ready") {
-    client.disconnect();
-    return;
-  }
-
-  try {
-    await client.quit();
-  } catch {
-    client.disconnect();
-  }
-}
-

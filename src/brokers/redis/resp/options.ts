@@ -45,6 +45,12 @@ export interface RespClientOptions {
   maxRetriesPerRequest?: number | null;
   /** Whether commands issued while disconnected wait for the connection (true) or are rejected at once. @defaultValue true */
   enableOfflineQueue?: boolean;
+  /**
+   * Only `false` is supported, which is what the client always does: a
+   * command written on a connection that closed is rejected, never sent
+   * again. It is accepted so that options written for ioredis can keep it. @defaultValue false
+   */
+  autoResendUnfulfilledCommands?: boolean;
 }
 
 /** The option names RespClient reads; `readonly` so the list can be checked against the interface. */
@@ -64,6 +70,7 @@ const SUPPORTED_OPTIONS: readonly (keyof RespClientOptions)[] = [
   "retryStrategy",
   "maxRetriesPerRequest",
   "enableOfflineQueue",
+  "autoResendUnfulfilledCommands",
 ];
 
 /**
@@ -82,7 +89,13 @@ export function checkRespClientOptions(options: object, owner: string): void {
     }
   }
 
-  const { port, db, connectTimeout, maxRetriesPerRequest } = options as RespClientOptions;
+  const { port, db, connectTimeout, maxRetriesPerRequest, autoResendUnfulfilledCommands } = options as RespClientOptions;
+  if (autoResendUnfulfilledCommands === true) {
+    throw new ConfigurationError(
+      `Unsupported ${owner}.autoResendUnfulfilledCommands=true: the built-in Redis client never sends a command again after its connection closed. ` +
+        "Remove the option, or pass an ioredis client as `client` instead.",
+    );
+  }
   checkInteger(owner, "port", port, 1, 65535);
   checkInteger(owner, "db", db, 0, Number.MAX_SAFE_INTEGER);
   checkInteger(owner, "connectTimeout", connectTimeout, 1, Number.MAX_SAFE_INTEGER);

@@ -1,6 +1,7 @@
 /**
  * A small RESP2 client over node:net and node:tls, with the subset of the
- * ioredis API that the Redis broker uses. Importing ioredis costs a worker
+ * ioredis API that the Redis broker, the Redis results backend and the
+ * Redis rate-limiter backend use. Importing ioredis costs a worker
  * process tens of MiB, because it defines a method for every Redis command.
  *
  * Replies are matched to commands in the order they were written. When a
@@ -26,6 +27,7 @@ import { encodeCommand, type CommandArgument } from "./encode.js";
 import { RedisConnectionError, ReplyError } from "./errors.js";
 import { checkRespClientOptions, describeAddress, type RespClientOptions } from "./options.js";
 import { ReplyParser, type Reply } from "./reply-parser.js";
+import { settleTransaction, type RespTransaction, type TransactionCommand } from "./transaction.js";
 
 /**
  * Loads node:tls on the first TLS connection. Loading it costs a worker
@@ -109,9 +111,12 @@ export class RespClient extends EventEmitter {
     return ready;
   }
 
-  /** Returns a new client with the same options, such as a dedicated subscriber connection. */
-  duplicate(): RespClient {
-    return new RespClient(this.options);
+  /**
+   * Returns a new client with the same options and `overrides` applied,
+   * such as a dedicated subscriber, blocking or transaction connection.
+   */
+  duplicate(overrides: Partial<RespClientOptions> = {}): RespClient {
+    return new RespClient({ ...this.options, ...overrides });
   }
 
   /** Sends QUIT and resolves once the server replied; disconnects at once when not connected. */
@@ -182,6 +187,59 @@ export class RespClient extends EventEmitter {
 
   publish(channel: string, message: string): Promise<number> {
     return this.send("PUBLISH", ["PUBLISH", channel, message], false) as Promise<number>;
+  }
+
+  get(key: string): Promise<string | null> {
+    return this.send("GET", ["GET", key], false) as Promise<string | null>;
+  }
+
+  mget(keys: readonly string[]): Promise<(string | null)[]> {
+    return this.send("MGET", ["MGET", ...keys], false) as Promise<(string | null)[]>;
+  }
+
+  /** Runs SET with the options given after `value`, such as `"PX", ttl, "NX"`. Resolves with null when NX or XX prevented the write. */
+  set(key: string, value: CommandArgument, ...options: CommandArgument[]): Promise<"OK" | null> {
+    return this.send("SET", ["SET", key, value, ...options], false) as Promise<"OK" | null>;
+  }
+
+  watch(...keys: string[]): Promise<"OK"> {
+    return this.send("WATCH", ["WATCH", ...keys], false) as Promise<"OK">;
+  }
+
+  unwatch(): Promise<"OK"> {
+    return this.send("UNWATCH", ["UNWATCH"], false) as Promise<"OK">;
+  }
+
+  lindex(key: string, index: number): Promise<string | null> {
+    return this.send("LINDEX", ["LINDEX", key, index], false) as Promise<string | null>;
+  }
+
+  rpoplpush(source: string, destination: string): Promise<string | null> {
+    return this.send("RPOPLPUSH", ["RPOPLPUSH", source, destination], false) as Promise<string | null>;
+  }
+
+  /** Runs BRPOPLPUSH, which blocks the connection for up to `timeout` seconds (0 without limit), so give it a connection of its own. */
+  brpoplpush(source: string, destination: string, timeout: number): Promise<string | null> {
+    return this.send("BRPOPLPUSH", ["BRPOPLPUSH", source, destination, timeout], false) as Promise<string | null>;
+  }
+
+  /**
+   * Returns a transaction of `commands` that `exec()` sends as MULTI, the
+   * commands and EXEC. `exec()` issues all of them before it returns, so
+   * they are adjacent on the connection (or in the offline queue) and no
+   * other command of this client can run between MULTI and EXEC.
+   */
+  multi(commands: readonly TransactionCommand[]): RespTransaction {
+    return {
+      exec: () => {
+        const socket = this.status === "ready" ? this.stream : undefined;
+        // Corked, the transaction goes out in one write.
+        socket?.cork();
+        const replies = [["MULTI"], ...commands, ["EXEC"]].map(([name, ...args]) => this.send(name, [name, ...args], false));
+        socket?.uncork();
+        return settleTransaction(replies);
+      },
+    };
   }
 
   /**

@@ -1,34 +1,17 @@
 /** The built-in RESP2 client against the real Redis server at 127.0.0.1:6379. */
 
 import assert from "node:assert/strict";
-import { after, test } from "node:test";
+import { test } from "node:test";
 
 import { RedisBroker } from "../../../../src/brokers/redis/index.js";
 import { RedisConnectionError, ReplyError } from "../../../../src/brokers/redis/resp/errors.js";
 import { RespClient } from "../../../../src/brokers/redis/resp/resp-client.js";
 import { ConfigurationError } from "../../../../src/errors.js";
 import { uniqueNamespace } from "../helpers.js";
+import { testClients } from "./test-clients.js";
 
-const clients: RespClient[] = [];
 const namespace = uniqueNamespace("resp");
-
-/** Returns a client of the test server that `after` closes. */
-function newClient(options: ConstructorParameters<typeof RespClient>[0] = {}): RespClient {
-  const client = new RespClient({ host: "127.0.0.1", port: 6379, lazyConnect: true, ...options });
-  clients.push(client);
-  return client;
-}
-
-after(async () => {
-  const admin = newClient();
-  const keys = (await admin.call("KEYS", [`${namespace}:*`])) as string[];
-  if (keys.length > 0) {
-    await admin.call("DEL", keys);
-  }
-  for (const client of clients) {
-    client.disconnect();
-  }
-});
+const { clients, newClient } = testClients(namespace);
 
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeout = 10_000): Promise<void> {
   const deadline = Date.now() + timeout;
@@ -63,6 +46,27 @@ test("client runs the broker's commands", async () => {
   await client.call("SADD", [`${namespace}:s`, "x", "y"]);
   assert.deepEqual((await client.smembers(`${namespace}:s`)).sort(), ["x", "y"]);
   assert.equal(await client.publish(`${namespace}:nobody`, "hi"), 0);
+});
+
+test("client runs the backends' commands", async () => {
+  const client = newClient();
+  const counter = `${namespace}:counter`;
+  assert.equal(await client.set(counter, "1", "PX", 60_000, "NX"), "OK");
+  assert.equal(await client.set(counter, "2", "PX", 60_000, "NX"), null, "NX keeps the first value");
+  assert.equal(await client.get(counter), "1");
+  assert.equal(await client.get(`${namespace}:missing`), null);
+  assert.deepEqual(await client.mget([counter, `${namespace}:missing`]), ["1", null]);
+  assert.equal(await client.watch(counter, `${namespace}:missing`), "OK");
+  assert.equal(await client.unwatch(), "OK");
+
+  const list = `${namespace}:rotating`;
+  await client.call("RPUSH", [list, "a", "b"]);
+  assert.equal(await client.lindex(list, 0), "a");
+  assert.equal(await client.rpoplpush(list, list), "b", "the tail moves to the head");
+  assert.equal(await client.lindex(list, 0), "b");
+  assert.equal(await client.brpoplpush(list, list, 1), "a");
+  assert.equal(await client.rpoplpush(`${namespace}:empty`, `${namespace}:empty`), null);
+  assert.equal(await client.brpoplpush(`${namespace}:empty`, `${namespace}:empty`, 1), null, "the wait times out after 1 s");
 });
 
 test("client returns script replies as Buffers", async () => {
@@ -169,6 +173,11 @@ test("unknown options raise ConfigurationError", () => {
     () => new RedisBroker({ redisOptions: { enableAutoPipelining: true } as never }),
     (error: unknown) => error instanceof ConfigurationError && /redisOptions\.enableAutoPipelining/.test(error.message) && /ioredis/.test(error.message),
   );
+  assert.throws(
+    () => new RespClient({ autoResendUnfulfilledCommands: true }),
+    (error: unknown) => error instanceof ConfigurationError && /autoResendUnfulfilledCommands=true/.test(error.message),
+  );
+  assert.doesNotThrow(() => new RespClient({ autoResendUnfulfilledCommands: false, lazyConnect: true }));
   assert.throws(() => new RespClient({ port: 0 }), /port=0/);
   assert.throws(() => new RespClient({ maxRetriesPerRequest: -1 }), /maxRetriesPerRequest=-1/);
 });
@@ -229,5 +238,17 @@ test("duplicate copies the options", async () => {
   const copy = client.duplicate();
   clients.push(copy);
   assert.equal(copy.status, "wait");
+  assert.match((await copy.call("CLIENT", ["INFO"])) as string, / db=2 /);
+});
+
+test("duplicate applies overrides", async () => {
+  const client = newClient({ db: 2 });
+  const copy = client.duplicate({ enableOfflineQueue: false });
+  clients.push(copy);
+  assert.equal(copy.options.db, 2);
+  assert.equal(client.options.enableOfflineQueue, undefined, "the original keeps its options");
+
+  await assert.rejects(copy.ping(), /enableOfflineQueue is false/);
+  await copy.connect();
   assert.match((await copy.call("CLIENT", ["INFO"])) as string, / db=2 /);
 });
