@@ -47,9 +47,9 @@ export class InFlightList<T> {
     return this.head?.value;
   }
 
-  /** Reports whether an entry is in this list. */
-  has(entry: InFlightEntry<T>): boolean {
-    return entry.list === this;
+  /** Reports whether `candidate` is an entry of this list. */
+  has(candidate: unknown): candidate is InFlightEntry<T> {
+    return candidate instanceof InFlightEntry && candidate.list === this;
   }
 
   /** Appends an item; keep the entry to remove it. */

@@ -7,6 +7,14 @@
 import type { Message, MessageOptions } from "../message/message.js";
 import type { RunningTask } from "./running-task.js";
 
+/**
+ * @internal Key of the delivering consumer's bookkeeping on a MessageProxy,
+ * such as its place among the consumer's outstanding deliveries. That
+ * bookkeeping points back to the proxy, so it sits under a symbol, which
+ * JSON.stringify and Object.keys skip.
+ */
+export const consumerState = Symbol("melodramatiq.consumerState");
+
 export class MessageProxy {
   /** Set by `fail()`: the message will be nacked (dead-lettered) instead of acked. */
   failed = false;
@@ -16,6 +24,12 @@ export class MessageProxy {
   result: unknown = undefined;
   /** Set by the Retries middleware when it has re-enqueued the message, so the worker acks it. */
   retryScheduled = false;
+  /**
+   * Set by a middleware that could not schedule the next attempt, such as
+   * Retries when enqueueing the retry failed: the worker returns the message
+   * to its queue instead of acking or dead-lettering it, so it runs again.
+   */
+  requeueRequested = false;
   /**
    * Set by the consumer when the broker has dropped this delivery (a flush,
    * a lost connection): the worker then neither starts, releases nor acks
@@ -28,6 +42,8 @@ export class MessageProxy {
    * `task.interrupt(error)` on it to end the call early.
    */
   task: RunningTask | undefined = undefined;
+  /** @internal The delivering consumer's bookkeeping; only that consumer reads it. */
+  [consumerState]: unknown = undefined;
 
   constructor(
     readonly message: Message,

@@ -34,6 +34,8 @@ test("an entry is removed once, and only from its own list", () => {
 
   assert.equal(list.has(entry), true);
   assert.equal(list.has(stranger), false);
+  assert.equal(list.has(undefined), false);
+  assert.equal(list.has({ list }), false);
   assert.equal(list.remove(stranger), false);
   assert.deepEqual(other.values(), [2]);
 

@@ -25,8 +25,8 @@ import { ConfigurationError, ConnectionClosedError } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import { Message } from "../../message/message.js";
 import { canonicalQueueName } from "../../message/queue-names.js";
-import { InFlightList, type InFlightEntry } from "../../worker/in-flight-list.js";
-import { MessageProxy } from "../../worker/message-proxy.js";
+import { InFlightList } from "../../worker/in-flight-list.js";
+import { consumerState, MessageProxy } from "../../worker/message-proxy.js";
 import { closeChannel } from "./channel-slot.js";
 import { CLOSE_TIMEOUT, errorMessage, reconnectDelay, settlesWithin, sleepUnlessClosed, type ConnectionManager } from "./connection.js";
 import type { QueueDeclarer } from "./declaration.js";
@@ -41,19 +41,6 @@ export interface ConsumerContext {
   readonly logger: Logger;
   /** Called once when the consumer closes, so the broker stops tracking it. */
   readonly onClosed: (consumer: RabbitmqConsumer) => void;
-}
-
-/** `MessageProxy.delivery` of a RabbitMQ delivery: amqplib's message, whose delivery tag acks use. */
-export interface RabbitmqDelivery {
-  readonly amqp: ConsumeMessage;
-}
-
-/** The consumer's record of a delivery it handed to the worker. */
-class Delivery implements RabbitmqDelivery {
-  /** Its place among the outstanding deliveries, which settling removes. */
-  entry: InFlightEntry<MessageProxy> | undefined = undefined;
-
-  constructor(readonly amqp: ConsumeMessage) {}
 }
 
 type ConsumerState = "new" | "consuming" | "recovering" | "cancelled" | "closed";
@@ -246,9 +233,9 @@ export class RabbitmqConsumer implements Consumer {
       return;
     }
 
-    const record = new Delivery(delivery);
-    const proxy = new MessageProxy(message, this.queueName, record);
-    record.entry = this.outstanding.add(proxy);
+    const proxy = new MessageProxy(message, this.queueName, delivery);
+    // The proxy keeps its place among the outstanding deliveries, which settling removes.
+    proxy[consumerState] = this.outstanding.add(proxy);
     try {
       this.handler?.(proxy);
     } catch (error) {
@@ -272,13 +259,14 @@ export class RabbitmqConsumer implements Consumer {
     // A message not outstanding was settled already, belongs to a lost
     // channel or to another consumer; its delivery tag must not reach the
     // current channel.
-    const record = message.delivery;
-    if (!(record instanceof Delivery) || record.entry === undefined || !this.outstanding.remove(record.entry)) {
+    const entry = message[consumerState];
+    if (!this.outstanding.has(entry)) {
       return;
     }
+    this.outstanding.remove(entry);
 
     const channel = this.channel;
-    const delivery = record.amqp;
+    const delivery = message.delivery as ConsumeMessage;
     if (channel === undefined) {
       message.abandoned = true;
       return;
@@ -366,8 +354,8 @@ export class RabbitmqConsumer implements Consumer {
 
   /** Tag of the oldest delivery not yet settled, or Infinity when none is. */
   private oldestOutstandingTag(): number {
-    const oldest = this.outstanding.first?.delivery;
-    return oldest instanceof Delivery ? oldest.amqp.fields.deliveryTag : Infinity;
+    const oldest = this.outstanding.first?.delivery as ConsumeMessage | undefined;
+    return oldest?.fields.deliveryTag ?? Infinity;
   }
 
   private onChannelClosed(channel: Channel): void {

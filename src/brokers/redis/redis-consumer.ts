@@ -18,7 +18,7 @@ import { BrokerConnectionError, ConfigurationError, DecodeError, toError } from 
 import { getLogger } from "../../logger.js";
 import { Message } from "../../message/message.js";
 import { InFlightList, type InFlightEntry } from "../../worker/in-flight-list.js";
-import { MessageProxy } from "../../worker/message-proxy.js";
+import { consumerState, MessageProxy } from "../../worker/message-proxy.js";
 import type { FetchedMessage, RedisBroker, RedisDelivery } from "./redis-broker.js";
 
 const IDLE_POLL_MIN = 5;
@@ -36,8 +36,8 @@ const REQUEUE_CHUNK = 1000;
 
 type ConsumerState = "idle" | "running" | "cancelled" | "closed";
 
-/** The consumer's record of a delivery it handed to the worker. */
-class Delivery implements RedisDelivery {
+/** The consumer's record of a delivery it handed to the worker, kept on the proxy under `consumerState`. */
+class Outstanding {
   /** Its place among the outstanding deliveries, which settling or requeueing removes. */
   entry: InFlightEntry<MessageProxy> | undefined = undefined;
   /** Set while its ack or nack is in flight; it is never requeued meanwhile. */
@@ -222,9 +222,11 @@ export class RedisConsumer implements Consumer {
       );
     }
 
-    const record = new Delivery(redisMessageId);
-    const proxy = new MessageProxy(message, this.queueName, record);
+    const delivery: RedisDelivery = { redisMessageId };
+    const proxy = new MessageProxy(message, this.queueName, delivery);
+    const record = new Outstanding(redisMessageId);
     record.entry = this.outstanding.add(proxy);
+    proxy[consumerState] = record;
     try {
       this.handler?.(proxy);
     } catch (error) {
@@ -448,12 +450,12 @@ export class RedisConsumer implements Consumer {
    * requeued or forgotten yet; undefined for any other message, which is
    * then never acked twice nor acked by the wrong consumer.
    */
-  private outstandingRecord(message: MessageProxy): Delivery | undefined {
-    const record = message.delivery;
-    return record instanceof Delivery && record.entry !== undefined && this.outstanding.has(record.entry) ? record : undefined;
+  private outstandingRecord(message: MessageProxy): Outstanding | undefined {
+    const record = message[consumerState];
+    return record instanceof Outstanding && record.entry !== undefined && this.outstanding.has(record.entry) ? record : undefined;
   }
 
-  private forget(record: Delivery): void {
+  private forget(record: Outstanding): void {
     if (record.entry !== undefined) {
       this.outstanding.remove(record.entry);
     }

@@ -8,11 +8,11 @@ import { DecodeError } from "../../errors.js";
 import { getLogger } from "../../logger.js";
 import { Message } from "../../message/message.js";
 import { InFlightList, type InFlightEntry } from "../../worker/in-flight-list.js";
-import { MessageProxy } from "../../worker/message-proxy.js";
+import { consumerState, MessageProxy } from "../../worker/message-proxy.js";
 import type { StubBroker, StubQueue } from "./stub-broker.js";
 
-/** The consumer's record of a delivery it handed to the worker: the body as delivered, returned on requeue. */
-class Delivery {
+/** The consumer's record of a delivery it handed to the worker, kept on the proxy under `consumerState`: the body as delivered, returned on requeue. */
+class Outstanding {
   /** Its place among the outstanding deliveries, which settling removes. */
   entry: InFlightEntry<MessageProxy> | undefined = undefined;
 
@@ -74,9 +74,10 @@ export class StubConsumer implements Consumer {
         continue;
       }
 
-      const record = new Delivery(body);
-      const proxy = new MessageProxy(message, this.queueName, record);
+      const proxy = new MessageProxy(message, this.queueName);
+      const record = new Outstanding(body);
       record.entry = this.outstanding.add(proxy);
+      proxy[consumerState] = record;
       this.handler(proxy);
     }
   }
@@ -120,8 +121,9 @@ export class StubConsumer implements Consumer {
     const bodies: Buffer[] = [];
     for (const message of this.outstanding.clear()) {
       message.abandoned = true;
-      if (message.delivery instanceof Delivery) {
-        bodies.push(message.delivery.body);
+      const record = message[consumerState];
+      if (record instanceof Outstanding) {
+        bodies.push(record.body);
       }
     }
     this.queue.bodies.unshift(...bodies);
@@ -141,8 +143,8 @@ export class StubConsumer implements Consumer {
 
   /** Removes a delivery of this consumer that is still outstanding and returns its body; undefined for any other message. */
   private take(message: MessageProxy): Buffer | undefined {
-    const record = message.delivery;
-    if (record instanceof Delivery && record.entry !== undefined && this.outstanding.remove(record.entry)) {
+    const record = message[consumerState];
+    if (record instanceof Outstanding && record.entry !== undefined && this.outstanding.remove(record.entry)) {
       return record.body;
     }
     return undefined;

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, beforeEach, test } from "node:test";
 
+import type { ConsumeMessage } from "amqplib";
+
 import { RabbitmqBroker } from "../../../src/brokers/rabbitmq/index.js";
 import { ConfigurationError } from "../../../src/errors.js";
 import { Message } from "../../../src/message/message.js";
@@ -70,6 +72,24 @@ test("consumer decodes deliveries", async () => {
   assert.deepEqual(delivery?.message.args, [0, 0]);
   assert.equal(delivery?.consumerQueue, queueName);
   await consumer.close();
+});
+
+test("proxy exposes amqplib delivery, serializes", async () => {
+  // Middleware reads the delivery (e.g. `redelivered`) and logs proxies as JSON.
+  const queueName = newQueue("delivery");
+  await sendMany(queueName, 1);
+  const { consumer, deliveries } = await startConsumer(queueName, 1);
+  await waitFor("one delivery", () => deliveries.length === 1);
+  const [proxy] = deliveries;
+
+  const delivery = proxy?.delivery as ConsumeMessage;
+  assert.equal(delivery.fields.redelivered, false);
+  assert.equal(typeof delivery.fields.deliveryTag, "number");
+  assert.equal(Message.decode(delivery.content).messageId, proxy?.messageId);
+  assert.doesNotThrow(() => JSON.stringify(proxy));
+  await consumer.ack(proxy!);
+  await consumer.close();
+  assert.equal(await raw.count(queueName), 0);
 });
 
 test("prefetch bounds unacked deliveries", async () => {

@@ -360,16 +360,18 @@ test("a delivery of another consumer is not settled by this one", async () => {
     const [proxy] = delivered;
     const ids = await broker.ackedIds("a");
     assert.equal(ids.length, 1);
+    assert.deepEqual(proxy?.delivery, { redisMessageId: ids[0] });
+    assert.doesNotThrow(() => JSON.stringify(proxy));
 
-    await consumerB.ack(proxy!);
-    proxy!.fail(new Error("boom"));
-    await consumerB.nack(proxy!);
+    await consumerB.ack(proxy);
+    proxy.fail(new Error("boom"));
+    await consumerB.nack(proxy);
     assert.deepEqual(await broker.ackedIds("a"), ids, "the wrong consumer leaves the delivery unacked");
     assert.equal(consumerA.outstandingCount, 1);
     // A nack recorded by the wrong consumer would make join fail fast with "boom".
     await assert.rejects(broker.join("a", { timeout: 100 }), QueueJoinTimeoutError);
 
-    await consumerA.ack(proxy!);
+    await consumerA.ack(proxy);
     assert.deepEqual(await broker.ackedIds("a"), []);
     assert.equal(consumerA.outstandingCount, 0);
     await broker.join("a", { timeout: 5000 });

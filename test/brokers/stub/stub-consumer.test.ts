@@ -27,6 +27,8 @@ test("a delivery of another consumer is not settled by this one", async () => {
   await nextTurns();
   assert.equal(deliveries.length, 1);
   const [proxy] = deliveries;
+  assert.equal(proxy?.delivery, undefined);
+  assert.doesNotThrow(() => JSON.stringify(proxy));
 
   await consumerB.ack(proxy!);
   proxy!.fail(new Error("boom"));
