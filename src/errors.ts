@@ -88,7 +88,13 @@ export class Retry extends DramatiqError {
   }
 }
 
-/** Thrown by middleware in `beforeProcessMessage` to skip a message without running its actor. */
+/**
+ * Thrown by middleware in `beforeProcessMessage` to skip a message without
+ * running its actor, or by the actor itself to end its message early. Either
+ * way the message is acked (unless a middleware failed it), the
+ * `afterSkipMessage` hooks run instead of `afterProcessMessage`, and Retries
+ * does not retry it.
+ */
 export class SkipMessage extends DramatiqError {
   override readonly code: string = "MELO_SKIP_MESSAGE";
 }

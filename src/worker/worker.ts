@@ -308,8 +308,9 @@ export class Worker {
       message.fail(toError(error));
     }
 
-    await this.settle(consumer, message);
+    // Left before settling: a block while the broker client acks is not the actor's.
     watchdog?.leave(watched);
+    await this.settle(consumer, message);
   }
 
   private async runActor(message: MessageProxy): Promise<void> {
@@ -320,13 +321,7 @@ export class Worker {
       }
     } catch (error) {
       if (error instanceof SkipMessage) {
-        this.logger.debug({ messageId: message.messageId, actorName: message.actorName }, `Skipped message '${message.messageId}'.`);
-        // A middleware may fail a message while skipping it without saying
-        // why, so the SkipMessage becomes the reason the Results middleware stores.
-        if (message.failed && message.error === undefined) {
-          message.error = error;
-        }
-        await this.broker.emitAfter("afterSkipMessage", message);
+        await this.skip(message, error);
         return;
       }
       throw error;
@@ -342,6 +337,13 @@ export class Worker {
         await after;
       }
     } catch (thrown) {
+      // An actor may skip its own message too, as in Python Dramatiq: it is
+      // acked without the afterProcessMessage hooks, so Retries leaves it alone.
+      if (thrown instanceof SkipMessage) {
+        await this.skip(message, thrown);
+        return;
+      }
+
       const error = toError(thrown);
       message.error = error;
       this.logFailure(message, error);
@@ -349,10 +351,21 @@ export class Worker {
       if (after !== undefined) {
         await after;
       }
-      if (!message.retryScheduled) {
+      if (!message.retryScheduled && !message.requeueRequested) {
         message.fail(error);
       }
     }
+  }
+
+  /** Ends a message that a `beforeProcessMessage` hook or its actor skipped; it is acked unless a middleware failed it. */
+  private async skip(message: MessageProxy, reason: SkipMessage): Promise<void> {
+    this.logger.debug({ messageId: message.messageId, actorName: message.actorName }, `Skipped message '${message.messageId}'.`);
+    // A middleware may fail a message while skipping it without saying
+    // why, so the SkipMessage becomes the reason the Results middleware stores.
+    if (message.failed && message.error === undefined) {
+      message.error = reason;
+    }
+    await this.broker.emitAfter("afterSkipMessage", message);
   }
 
   /**
@@ -441,6 +454,10 @@ export class Worker {
     if (message.abandoned) {
       return;
     }
+    if (message.requeueRequested && !message.failed) {
+      await this.requeue(consumer, message);
+      return;
+    }
 
     const failed = message.failed;
     const before = failed ? "beforeNack" : "beforeAck";
@@ -464,6 +481,19 @@ export class Worker {
       this.logger.error(
         { err: error, messageId: message.messageId, actorName: message.actorName },
         `Failed to ${failed ? "nack" : "ack"} message '${message.messageId}'; the broker will deliver it again.`,
+      );
+    }
+  }
+
+  /** Returns a message whose next attempt a middleware could not schedule to its queue, neither acked nor dead-lettered. */
+  private async requeue(consumer: Consumer, message: MessageProxy): Promise<void> {
+    try {
+      await consumer.requeue([message]);
+      this.logger.warn({ messageId: message.messageId, actorName: message.actorName }, `Returned message '${message.messageId}' to its queue to run again.`);
+    } catch (error) {
+      this.logger.error(
+        { err: error, messageId: message.messageId, actorName: message.actorName },
+        `Failed to return message '${message.messageId}' to its queue; the broker will deliver it again.`,
       );
     }
   }

@@ -314,6 +314,50 @@ test("skip in middleware acks without running", async () => {
   }
 });
 
+test("skip in actor acks without retry", async () => {
+  class RecordSkips extends Middleware {
+    readonly skipped: string[] = [];
+    readonly processed: string[] = [];
+
+    override afterSkipMessage(_broker: Broker, message: MessageProxy): void {
+      this.skipped.push(message.messageId);
+    }
+
+    override afterProcessMessage(_broker: Broker, message: MessageProxy): void {
+      this.processed.push(message.messageId);
+    }
+  }
+
+  const logs = captureLogs();
+  const recorder = new RecordSkips();
+  const fixture = createStubWorker({ middleware: [new Retries({ minBackoff: 1, maxBackoff: 1 }), recorder] });
+  let runs = 0;
+  const target = actor(
+    async () => {
+      runs += 1;
+      await Promise.resolve();
+      throw new SkipMessage("nothing to do");
+    },
+    { broker: fixture.broker, actorName: "target", maxRetries: 2 },
+  );
+
+  try {
+    await fixture.worker.start();
+    const message = await target.send();
+    await fixture.broker.join("default", { timeout: 5000 });
+    await fixture.worker.join();
+
+    assert.equal(runs, 1, "a skipped message is not retried");
+    assert.equal(fixture.broker.deadLetters.length, 0);
+    assert.deepEqual(recorder.skipped, [message.messageId]);
+    assert.deepEqual(recorder.processed, [], "afterProcessMessage does not run for a skip");
+    assert.equal(logs.find("error", "").length, 0, "a skip is not logged as an error");
+  } finally {
+    await fixture.stop();
+    logs.restore();
+  }
+});
+
 test("concurrency bounds running tasks", async () => {
   const logs = captureLogs();
   const fixture = createStubWorker({ concurrency: 3 });
