@@ -7,7 +7,7 @@
 
 import { isActor, type Actor } from "../actor.js";
 import type { Broker } from "../broker.js";
-import { ActorNotFoundError, ConfigurationError, Retry } from "../errors.js";
+import { ActorNotFoundError, ConfigurationError, Retry, toError } from "../errors.js";
 import { getLogger } from "../logger.js";
 import { canonicalQueueName } from "../message/queue-names.js";
 import type { MessageProxy } from "../worker/message-proxy.js";
@@ -122,7 +122,19 @@ export class Retries extends Middleware {
 
     const delay = error instanceof Retry && error.delay !== undefined ? error.delay : this.backoffFor(message, actor, attempts);
     this.logger.info({ ...logFields, delay }, `Retrying message '${message.messageId}' in ${delay} milliseconds.`);
-    await broker.enqueue(message.message.copy({ queueName: canonicalQueueName(message.queueName) }), { delay, now });
+    try {
+      await broker.enqueue(message.message.copy({ queueName: canonicalQueueName(message.queueName) }), { delay, now });
+    } catch (enqueueError) {
+      // Dead-lettering would end a message that has retries left, and acking
+      // would lose it. Returned to its queue as delivered, it runs again
+      // without the backoff and without counting this attempt.
+      this.logger.error(
+        { ...logFields, err: enqueueError },
+        `Failed to enqueue the retry of message '${message.messageId}': ${toError(enqueueError).message} Returning the message to its queue instead.`,
+      );
+      message.requeueRequested = true;
+      return;
+    }
     message.retryScheduled = true;
   }
 

@@ -172,6 +172,51 @@ test("throws option fails without retry", async () => {
   }
 });
 
+test("failed retry enqueue requeues, not dead-letters", async () => {
+  // The broker cannot take the retry (e.g. its connection is down): the
+  // message must neither be lost nor dead-lettered with retries left.
+  class FailFirstRetry extends Middleware {
+    failed = 0;
+
+    override beforeEnqueue(_broker: Broker, message: Message): void {
+      if (message.options["retries"] !== undefined && this.failed === 0) {
+        this.failed += 1;
+        throw new Error("broker unreachable");
+      }
+    }
+  }
+
+  const logs = captureLogs();
+  const failFirst = new FailFirstRetry();
+  const fixture = createStubWorker({ middleware: [failFirst, new Retries({ minBackoff: 1, maxBackoff: 1 })] });
+  let attempts = 0;
+  const flaky = actor(
+    () => {
+      attempts += 1;
+      if (attempts <= 2) {
+        throw new Error(`attempt ${attempts} failed`);
+      }
+    },
+    { broker: fixture.broker, actorName: "flaky", maxRetries: 5 },
+  );
+
+  try {
+    await fixture.worker.start();
+    await flaky.send();
+    await fixture.broker.join("default", { timeout: 5000 });
+    await fixture.worker.join();
+
+    assert.equal(failFirst.failed, 1);
+    assert.equal(attempts, 3, "the requeued message ran again, then its scheduled retry");
+    assert.equal(fixture.broker.deadLetters.length, 0);
+    assert.equal(logs.find("error", "Failed to enqueue the retry").length, 1);
+    assert.equal(logs.find("warn", "Returned message").length, 1);
+  } finally {
+    await fixture.stop();
+    logs.restore();
+  }
+});
+
 test("retryWhen replaces maxRetries", async () => {
   const logs = captureLogs();
   const fixture = createStubWorker();
