@@ -11,6 +11,9 @@ import type { Message } from "../../message/message.js";
 import { canonicalQueueName, deadLetterQueueName, delayQueueName } from "../../message/queue-names.js";
 import { StubConsumer } from "./stub-consumer.js";
 
+/** Milliseconds between the no-op ticks of a join's keep-alive timer; the largest delay Node's timers accept. */
+const KEEP_ALIVE_INTERVAL = 2_147_483_647;
+
 /** A dead-lettered message and the error that failed it. */
 export interface DeadLetter {
   readonly queueName: string;
@@ -143,9 +146,14 @@ export class StubBroker extends Broker {
 
     await new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
+      // The worker's delay timers do not keep a process alive, and the stub
+      // has no socket that would, so a script awaiting a join whose queue
+      // waits for a retry's backoff would exit early. The join keeps it alive.
+      const keepAlive = timeout === undefined ? setInterval(() => {}, KEEP_ALIVE_INTERVAL) : undefined;
       const finish = (error?: Error): void => {
         this.watchers.delete(check);
         clearTimeout(timer);
+        clearInterval(keepAlive);
         if (error === undefined) {
           resolve();
         } else {
