@@ -7,7 +7,7 @@
 
 import { isActor, type Actor } from "../actor.js";
 import type { Broker } from "../broker.js";
-import { ActorNotFoundError, ConfigurationError, Retry, toError } from "../errors.js";
+import { ActorNotFoundError, BrokerConnectionError, ConfigurationError, Retry, toError } from "../errors.js";
 import { getLogger } from "../logger.js";
 import { canonicalQueueName } from "../message/queue-names.js";
 import type { MessageProxy } from "../worker/message-proxy.js";
@@ -120,22 +120,40 @@ export class Retries extends Middleware {
       return;
     }
 
-    const delay = error instanceof Retry && error.delay !== undefined ? error.delay : this.backoffFor(message, actor, attempts);
+    const requested = error instanceof Retry ? error.delay : undefined;
+    // A Retry-After time already past gives a negative delay, which Python
+    // Dramatiq treats as "now". NaN stays invalid, and enqueue rejects it.
+    const delay = requested === undefined ? this.backoffFor(message, actor, attempts) : Math.max(0, requested);
     this.logger.info({ ...logFields, delay }, `Retrying message '${message.messageId}' in ${delay} milliseconds.`);
     try {
       await broker.enqueue(message.message.copy({ queueName: canonicalQueueName(message.queueName) }), { delay, now });
     } catch (enqueueError) {
-      // Dead-lettering would end a message that has retries left, and acking
-      // would lose it. Returned to its queue as delivered, it runs again
-      // without the backoff and without counting this attempt.
-      this.logger.error(
-        { ...logFields, err: enqueueError },
-        `Failed to enqueue the retry of message '${message.messageId}': ${toError(enqueueError).message} Returning the message to its queue instead.`,
-      );
-      message.requeueRequested = true;
+      this.retryNotEnqueued(message, error, enqueueError);
       return;
     }
     message.retryScheduled = true;
+  }
+
+  /**
+   * Handles a retry copy that the broker did not take. When the broker was
+   * unreachable, dead-lettering would end a message that has retries left,
+   * and acking would lose it. So it goes back to its queue as delivered and
+   * runs again at once, without counting this attempt, which means an
+   * outage can make it run more often than maxRetries allows. Any other
+   * error (an invalid delay, a middleware that rejects the copy) would fail
+   * every time, so the message is dead-lettered instead of looping.
+   */
+  private retryNotEnqueued(message: MessageProxy, error: Error, enqueueError: unknown): void {
+    const logFields = { messageId: message.messageId, actorName: message.actorName, err: enqueueError };
+    const reason = toError(enqueueError).message;
+    if (enqueueError instanceof BrokerConnectionError) {
+      this.logger.error(logFields, `Failed to enqueue the retry of message '${message.messageId}': ${reason} Returning the message to its queue instead.`);
+      message.requeueRequested = true;
+      return;
+    }
+
+    this.logger.error(logFields, `Failed to enqueue the retry of message '${message.messageId}': ${reason} Moving the message to the dead-letter queue.`);
+    message.fail(error);
   }
 
   private isExhausted(message: MessageProxy, actor: Actor | undefined, attempts: number, error: Error): boolean {

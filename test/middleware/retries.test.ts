@@ -3,7 +3,7 @@ import { test } from "node:test";
 
 import { actor } from "../../src/actor.js";
 import type { Broker } from "../../src/broker.js";
-import { ConfigurationError, Retry } from "../../src/errors.js";
+import { ConfigurationError, ConnectionFailedError, Retry } from "../../src/errors.js";
 import { StubBroker } from "../../src/brokers/stub/index.js";
 import type { Message } from "../../src/message/message.js";
 import { computeBackoff, MAX_BACKOFF_CAP } from "../../src/middleware/backoff.js";
@@ -181,7 +181,7 @@ test("failed retry enqueue requeues, not dead-letters", async () => {
     override beforeEnqueue(_broker: Broker, message: Message): void {
       if (message.options["retries"] !== undefined && this.failed === 0) {
         this.failed += 1;
-        throw new Error("broker unreachable");
+        throw new ConnectionFailedError("broker unreachable");
       }
     }
   }
@@ -211,6 +211,77 @@ test("failed retry enqueue requeues, not dead-letters", async () => {
     assert.equal(fixture.broker.deadLetters.length, 0);
     assert.equal(logs.find("error", "Failed to enqueue the retry").length, 1);
     assert.equal(logs.find("warn", "Returned message").length, 1);
+  } finally {
+    await fixture.stop();
+    logs.restore();
+  }
+});
+
+test("rejected retry enqueue dead-letters once", async () => {
+  // An error that no reconnect fixes must not send the message round forever.
+  class RejectRetries extends Middleware {
+    rejected = 0;
+
+    override beforeEnqueue(_broker: Broker, message: Message): void {
+      if (message.options["retries"] !== undefined) {
+        this.rejected += 1;
+        throw new ConfigurationError("retries are not allowed here");
+      }
+    }
+  }
+
+  const logs = captureLogs();
+  const rejecter = new RejectRetries();
+  const fixture = createStubWorker({ middleware: [rejecter, new Retries({ minBackoff: 1, maxBackoff: 1 })] });
+  let attempts = 0;
+  const failing = actor(
+    () => {
+      attempts += 1;
+      throw new Error("always fails");
+    },
+    { broker: fixture.broker, actorName: "failing", maxRetries: 3 },
+  );
+
+  try {
+    await fixture.worker.start();
+    await failing.send();
+    await assert.rejects(fixture.broker.join("default", { timeout: 5000 }), /always fails/);
+    await fixture.worker.join();
+
+    assert.equal(attempts, 1);
+    assert.equal(rejecter.rejected, 1);
+    assert.equal(fixture.broker.deadLetters.length, 1);
+    assert.equal(logs.find("error", "Moving the message to the dead-letter queue").length, 1);
+    assert.equal(logs.find("warn", "Returned message").length, 0);
+  } finally {
+    await fixture.stop();
+    logs.restore();
+  }
+});
+
+test("negative Retry delay retries at once", async () => {
+  const logs = captureLogs();
+  const fixture = createStubWorker();
+  let attempts = 0;
+  const late = actor(
+    () => {
+      attempts += 1;
+      if (attempts === 1) {
+        // A Retry-After time that has already passed.
+        throw new Retry("try again", { delay: -5000 });
+      }
+    },
+    { broker: fixture.broker, actorName: "late", maxRetries: 1 },
+  );
+
+  try {
+    await fixture.worker.start();
+    await late.send();
+    await fixture.broker.join("default", { timeout: 5000 });
+    await fixture.worker.join();
+
+    assert.equal(attempts, 2);
+    assert.equal(fixture.broker.deadLetters.length, 0);
   } finally {
     await fixture.stop();
     logs.restore();
