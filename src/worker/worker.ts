@@ -70,7 +70,15 @@ interface WorkItem {
 
 interface HeldDelivery {
   readonly consumer: Consumer;
+  /** Set once the copy is in the canonical queue, so that a retry only acks. */
+  enqueued: boolean;
+  /** Failed release attempts so far. */
+  failures: number;
 }
+
+/** Milliseconds before the first retry of a failed release; doubles per failure. */
+const RELEASE_RETRY_MIN = 1000;
+const RELEASE_RETRY_MAX = 30_000;
 
 const MAX_PREFETCH = 65535;
 
@@ -188,7 +196,7 @@ export class Worker {
   private onDelivery(consumer: Consumer, message: MessageProxy): void {
     const eta = this.readEta(message);
     if (eta !== undefined && (eta > Date.now() || isDelayQueueName(consumer.queueName))) {
-      this.heldBy.set(message, { consumer });
+      this.heldBy.set(message, { consumer, enqueued: false, failures: 0 });
       void this.broker.emitAfter("beforeDelayMessage", message);
       this.delayed.hold(message, eta);
       return;
@@ -239,18 +247,34 @@ export class Worker {
     const copy = message.message.copy({ queueName: canonicalQueueName(message.queueName), options });
     const task = (async (): Promise<void> => {
       try {
-        await this.broker.enqueue(copy);
+        if (!held.enqueued) {
+          await this.broker.enqueue(copy);
+          held.enqueued = true;
+        }
         await held.consumer.ack(message);
       } catch (error) {
-        // The delivery stays unacked, so the broker hands it out again after
-        // a reconnect or restart; it is not lost.
-        this.logger.error(
-          { err: error, messageId: message.messageId, actorName: message.actorName },
-          `Failed to release delayed message '${message.messageId}'.`,
-        );
+        this.retryRelease(message, held, error);
       }
     })();
     this.track(task);
+  }
+
+  /**
+   * Holds a delayed message whose release failed (the broker unreachable)
+   * for another attempt after a backoff. Its delivery stays unacked
+   * meanwhile, and a worker that stops first returns it to its queue.
+   */
+  private retryRelease(message: MessageProxy, held: HeldDelivery, error: unknown): void {
+    held.failures += 1;
+    const retryIn = Math.min(RELEASE_RETRY_MIN * 2 ** (held.failures - 1), RELEASE_RETRY_MAX);
+    const fields = { err: error, messageId: message.messageId, actorName: message.actorName, attempt: held.failures };
+    if (this.state !== "running" || message.abandoned) {
+      this.logger.error(fields, `Failed to release delayed message '${message.messageId}'; the broker will deliver it again.`);
+      return;
+    }
+
+    this.logger.error(fields, `Failed to release delayed message '${message.messageId}' (attempt ${held.failures}); trying again in ${retryIn} ms.`);
+    this.delayed.hold(message, Date.now() + retryIn);
   }
 
   private pump(): void {
@@ -493,7 +517,7 @@ export class Worker {
     } catch (error) {
       this.logger.error(
         { err: error, messageId: message.messageId, actorName: message.actorName },
-        `Failed to return message '${message.messageId}' to its queue; the broker will deliver it again.`,
+        `Failed to return message '${message.messageId}' to its queue; its consumer returns it once the broker is reachable again.`,
       );
     }
   }
@@ -569,10 +593,24 @@ export class Worker {
     for (const item of this.pending.drain()) {
       add(item.consumer, item.message);
     }
+    const released: { consumer: Consumer; message: MessageProxy }[] = [];
     for (const message of this.delayed.drain()) {
       const held = this.heldBy.get(message);
-      if (held !== undefined) {
+      if (held?.enqueued === true) {
+        // Its copy is in the canonical queue already: requeueing would run it twice.
+        released.push({ consumer: held.consumer, message });
+      } else if (held !== undefined) {
         add(held.consumer, message);
+      }
+    }
+    for (const { consumer, message } of released) {
+      try {
+        await consumer.ack(message);
+      } catch (error) {
+        this.logger.error(
+          { err: error, messageId: message.messageId, actorName: message.actorName },
+          `Failed to ack released delayed message '${message.messageId}'; the broker will deliver it again.`,
+        );
       }
     }
 

@@ -2,11 +2,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { actor } from "../../src/actor.js";
-import { ActorNotFoundError, QueueJoinTimeoutError, SkipMessage } from "../../src/errors.js";
+import { ActorNotFoundError, ConnectionFailedError, QueueJoinTimeoutError, SkipMessage } from "../../src/errors.js";
 import { currentMessage, currentSignal } from "../../src/worker/context.js";
 import { Middleware } from "../../src/middleware/middleware.js";
 import { Retries } from "../../src/middleware/retries.js";
 import type { Broker } from "../../src/broker.js";
+import type { Message } from "../../src/message/message.js";
 import type { MessageProxy } from "../../src/worker/message-proxy.js";
 import { captureLogs } from "../helpers/logs.js";
 import { createStubWorker } from "../helpers/stub.js";
@@ -142,6 +143,47 @@ test("join waits for delayed messages", async () => {
     await fixture.broker.join("default", { timeout: 5000 });
     await fixture.worker.join();
     assert.equal(ran, 1);
+  } finally {
+    await fixture.stop();
+    logs.restore();
+  }
+});
+
+test("failed release of delayed message retried", async () => {
+  // The broker is unreachable when the message falls due: the worker must
+  // try again rather than leave the delivery unacked until it stops.
+  class FailFirstRelease extends Middleware {
+    failed = 0;
+
+    override beforeEnqueue(_broker: Broker, message: Message, delay: number | undefined): void {
+      const isRelease = delay === undefined && !message.queueName.endsWith(".DQ");
+      if (isRelease && this.failed === 0) {
+        this.failed += 1;
+        throw new ConnectionFailedError("broker unreachable");
+      }
+    }
+  }
+
+  const logs = captureLogs();
+  const failFirst = new FailFirstRelease();
+  const fixture = createStubWorker({ middleware: [failFirst] });
+  let ran = 0;
+  const ok = actor(
+    () => {
+      ran += 1;
+    },
+    { broker: fixture.broker, actorName: "ok" },
+  );
+
+  try {
+    await fixture.worker.start();
+    await ok.sendWithOptions({ delay: 50 });
+    await fixture.broker.join("default", { timeout: 10_000 });
+    await fixture.worker.join();
+
+    assert.equal(failFirst.failed, 1);
+    assert.equal(ran, 1);
+    assert.equal(logs.find("error", "trying again in 1000 ms").length, 1);
   } finally {
     await fixture.stop();
     logs.restore();
