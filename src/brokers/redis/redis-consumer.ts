@@ -49,6 +49,13 @@ class Outstanding {
 export class RedisConsumer implements Consumer {
   private readonly logger = getLogger("melodramatiq.broker.RedisConsumer");
   private readonly outstanding = new InFlightList<MessageProxy>();
+  /**
+   * Ids whose requeue failed (the server unreachable). They stay in this
+   * broker's acks set, which no other worker recovers while this process
+   * keeps its heartbeat, so the fetch loop returns them once Redis is
+   * reachable again.
+   */
+  private unreturned: string[] = [];
   private handler: DeliveryHandler | undefined;
   private state: ConsumerState = "idle";
   private loop: Promise<void> | undefined;
@@ -116,6 +123,9 @@ export class RedisConsumer implements Consumer {
 
       let fetched: FetchedMessage[];
       try {
+        if (this.unreturned.length > 0) {
+          await this.returnUnreturned();
+        }
         fetched = await this.broker.fetch(this.queueName, room);
       } catch (error) {
         failures += 1;
@@ -351,9 +361,25 @@ export class RedisConsumer implements Consumer {
     }
     try {
       await this.requeueIds(ids);
+    } catch (error) {
+      this.unreturned.push(...ids);
+      throw error;
     } finally {
       this.wake();
     }
+  }
+
+  /** Requeues the ids of failed requeues; throws, keeping them, while Redis is unreachable. */
+  private async returnUnreturned(): Promise<void> {
+    const ids = this.unreturned;
+    this.unreturned = [];
+    try {
+      await this.requeueIds(ids);
+    } catch (error) {
+      this.unreturned.push(...ids);
+      throw error;
+    }
+    this.logger.info({ queueName: this.queueName, count: ids.length }, `Returned ${ids.length} message(s) to '${this.queueName}' whose requeue had failed.`);
   }
 
   private async requeueIds(ids: readonly string[]): Promise<void> {

@@ -13,6 +13,7 @@ import { BrokerError, ConfigurationError, ConnectionFailedError, DramatiqError, 
 import { Message } from "../../../src/message/message.js";
 import type { MessageProxy } from "../../../src/worker/message-proxy.js";
 import { captureLogs, type LogCapture } from "../../helpers/logs.js";
+import { TcpProxy } from "../../helpers/tcp-proxy.js";
 import { adminClient, deleteNamespace, REDIS_URL, sleep, uniqueNamespace, waitFor } from "./helpers.js";
 
 const PASSWORD = "s3cret-pw-4711";
@@ -379,6 +380,38 @@ test("a delivery of another consumer is not settled by this one", async () => {
     await consumerA.close();
     await consumerB.close();
     await broker.close();
+  }
+});
+
+test("failed requeue returns once Redis answers", async () => {
+  // The ids of a failed requeue stay in this broker's acks set, which no
+  // other worker recovers while this process lives.
+  const proxy = await TcpProxy.start({ host: "127.0.0.1", port: 6379 });
+  const broker = newBroker("requeue-cut", { url: proxy.urlFor(REDIS_URL), maintenanceChance: 0 });
+  const consumer = broker.consume("default", { prefetch: 1 });
+  const delivered: MessageProxy[] = [];
+  const logs = captureLogs();
+
+  try {
+    await broker.enqueue(message());
+    await consumer.start((proxyMessage) => delivered.push(proxyMessage));
+    await waitFor("a delivery", () => delivered.length === 1);
+
+    proxy.pause();
+    proxy.cut();
+    await assert.rejects(consumer.requeue([delivered[0]!]), BrokerError);
+    proxy.resume();
+
+    await waitFor("the message delivered again", () => delivered.length === 2, 15_000);
+    assert.equal(delivered[1]?.messageId, delivered[0]?.messageId);
+    assert.equal(logs.find("info", "whose requeue had failed").length, 1);
+    await consumer.ack(delivered[1]!);
+    assert.deepEqual(await broker.ackedIds("default"), []);
+  } finally {
+    logs.restore();
+    await consumer.close();
+    await broker.close();
+    await proxy.close();
   }
 });
 
