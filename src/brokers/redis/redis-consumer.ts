@@ -38,12 +38,14 @@ type ConsumerState = "idle" | "running" | "cancelled" | "closed";
 
 /** The consumer's record of a delivery it handed to the worker, kept on the proxy under `consumerState`. */
 class Outstanding {
-  /** Its place among the outstanding deliveries, which settling or requeueing removes. */
-  entry: InFlightEntry<MessageProxy> | undefined = undefined;
   /** Set while its ack or nack is in flight; it is never requeued meanwhile. */
   settling = false;
 
-  constructor(readonly redisMessageId: string) {}
+  constructor(
+    readonly redisMessageId: string,
+    /** Its place among the outstanding deliveries, which settling or requeueing removes. */
+    readonly entry: InFlightEntry<MessageProxy>,
+  ) {}
 }
 
 export class RedisConsumer implements Consumer {
@@ -234,9 +236,7 @@ export class RedisConsumer implements Consumer {
 
     const delivery: RedisDelivery = { redisMessageId };
     const proxy = new MessageProxy(message, this.queueName, delivery);
-    const record = new Outstanding(redisMessageId);
-    record.entry = this.outstanding.add(proxy);
-    proxy[consumerState] = record;
+    proxy[consumerState] = new Outstanding(redisMessageId, this.outstanding.add(proxy));
     try {
       this.handler?.(proxy);
     } catch (error) {
@@ -339,7 +339,7 @@ export class RedisConsumer implements Consumer {
       }
     } finally {
       record.settling = false;
-      this.forget(record);
+      this.outstanding.remove(record.entry);
       this.wake();
     }
   }
@@ -350,7 +350,7 @@ export class RedisConsumer implements Consumer {
     for (const message of messages) {
       const record = this.outstandingRecord(message);
       if (record !== undefined && !record.settling) {
-        this.forget(record);
+        this.outstanding.remove(record.entry);
         message.abandoned = true;
         ids.push(record.redisMessageId);
       }
@@ -472,19 +472,13 @@ export class RedisConsumer implements Consumer {
   }
 
   /**
-   * The record of a message this consumer delivered and has not settled,
-   * requeued or forgotten yet; undefined for any other message, which is
-   * then never acked twice nor acked by the wrong consumer.
+   * Returns the record of a message this consumer delivered and has not
+   * settled, requeued or forgotten yet. Any other message gets undefined,
+   * so it is never acked twice nor acked by the wrong consumer.
    */
   private outstandingRecord(message: MessageProxy): Outstanding | undefined {
     const record = message[consumerState];
-    return record instanceof Outstanding && record.entry !== undefined && this.outstanding.has(record.entry) ? record : undefined;
-  }
-
-  private forget(record: Outstanding): void {
-    if (record.entry !== undefined) {
-      this.outstanding.remove(record.entry);
-    }
+    return record instanceof Outstanding && this.outstanding.has(record.entry) ? record : undefined;
   }
 }
 

@@ -11,12 +11,14 @@ import { InFlightList, type InFlightEntry } from "../../worker/in-flight-list.js
 import { consumerState, MessageProxy } from "../../worker/message-proxy.js";
 import type { StubBroker, StubQueue } from "./stub-broker.js";
 
-/** The consumer's record of a delivery it handed to the worker, kept on the proxy under `consumerState`: the body as delivered, returned on requeue. */
+/** The consumer's record of a delivery it handed to the worker, kept on the proxy under `consumerState`. */
 class Outstanding {
-  /** Its place among the outstanding deliveries, which settling removes. */
-  entry: InFlightEntry<MessageProxy> | undefined = undefined;
-
-  constructor(readonly body: Buffer) {}
+  constructor(
+    /** The body as delivered, which a requeue returns. */
+    readonly body: Buffer,
+    /** Its place among the outstanding deliveries, which settling removes. */
+    readonly entry: InFlightEntry<MessageProxy>,
+  ) {}
 }
 
 export class StubConsumer implements Consumer {
@@ -75,9 +77,7 @@ export class StubConsumer implements Consumer {
       }
 
       const proxy = new MessageProxy(message, this.queueName);
-      const record = new Outstanding(body);
-      record.entry = this.outstanding.add(proxy);
-      proxy[consumerState] = record;
+      proxy[consumerState] = new Outstanding(body, this.outstanding.add(proxy));
       this.handler(proxy);
     }
   }
@@ -144,7 +144,7 @@ export class StubConsumer implements Consumer {
   /** Removes a delivery of this consumer that is still outstanding and returns its body; undefined for any other message. */
   private take(message: MessageProxy): Buffer | undefined {
     const record = message[consumerState];
-    if (record instanceof Outstanding && record.entry !== undefined && this.outstanding.remove(record.entry)) {
+    if (record instanceof Outstanding && this.outstanding.remove(record.entry)) {
       return record.body;
     }
     return undefined;
