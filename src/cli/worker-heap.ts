@@ -1,12 +1,12 @@
 /**
  * V8 settings of the CLI's worker processes. V8's defaults suit a process
- * that owns the machine: under a high message rate a worker's young
+ * that owns the machine. Under a high message rate a worker's young
  * generation grows to 48 MiB, the old generation grows in large steps
  * between collections, and four background threads compile and collect
  * for it, so an idle-looking worker peaks near 75 MiB. A worker keeps
  * little alive between messages, and the CLI already runs one worker
- * process per core, so smaller steps and one background thread cost little
- * and keep it near 57 MiB (docs/benchmarks.md has the figures).
+ * process per core. Smaller steps and one background thread therefore cost
+ * little and keep it near 57 MiB (docs/benchmarks.md has the figures).
  *
  * A setting the user gave on the command line or in NODE_OPTIONS wins.
  */
